@@ -1,0 +1,54 @@
+"""L0's built-in plugins, registered through the same hooks as third-party ones."""
+
+from __future__ import annotations
+
+import logging
+
+
+from l0_core.adapters import EventsAdapter, TextAdapter
+from l0_core.events import ObservabilityEvent
+from l0_core.guardrails import CustomPatternRule
+from l0_core.hookspecs import Register, hookimpl
+from l0_core.retry import PRESETS, NamedRetryPolicy
+
+__all__ = ["LoggingObserver"]
+
+
+class LoggingObserver:
+    """Logs every observability event to the ``l0.events`` logger."""
+
+    name = "logging"
+
+    def __init__(self, level: str | int = "INFO", logger: str = "l0.events") -> None:
+        self._log = logging.getLogger(logger)
+        self._level = logging.getLevelName(level) if isinstance(level, str) else level
+
+    def on_event(self, event: ObservabilityEvent) -> None:
+        if self._log.isEnabledFor(self._level):
+            self._log.log(self._level, "%s %s %s", event.stream_id, event.type.value, {
+                k: v for k, v in event.meta.items() if not k.startswith("_")
+            })
+
+
+@hookimpl
+def l0_register_adapters(register: Register) -> None:
+    register(TextAdapter())
+    register(EventsAdapter())
+
+
+@hookimpl
+def l0_register_guardrails(register: Register) -> None:
+    register(CustomPatternRule)
+
+
+@hookimpl
+def l0_register_retry_policies(register: Register) -> None:
+    for name, factory in PRESETS.items():
+        register(NamedRetryPolicy(name, factory))
+
+
+@hookimpl
+def l0_register_observers(register: Register) -> None:
+    register(LoggingObserver)
+
+

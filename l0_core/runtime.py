@@ -1,0 +1,1251 @@
+"""The streaming runtime: one session, many attempts, one honest stream of events.
+
+``l0.run(stream=factory, ...)`` returns a :class:`Stream` at once; the work
+happens while it is iterated. A session makes attempts: the factory is called
+afresh for each, retries repeat the same factory, fallbacks move to the next.
+
+Performance notes. Per token the work is: one step of this module's single
+async generator, appending to a list, and one small event object. Timers cost
+nothing per token: a watchdog (``loop.call_at``) looks at the length of the
+content list every quarter of the inter-token budget and only interrupts the
+consumer's task when the generator is really waiting on the source
+(``ag_await``), so a slow consumer is never mistaken for a stalled stream.
+Features that need per-token work (guardrails, drift, checkpoints, callbacks,
+continuation) switch the session to a general loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping
+from typing import Any
+
+from l0_core import plugins as _plugins
+from l0_core.adapters import Adapter, AdapterSession, EventsAdapter, Finish, TextAdapter
+from l0_core.context import EMPTY_CONTEXT, freeze
+from l0_core.continuation import Continuation, OverlapRemover, Resume
+from l0_core.drift import DriftDetector, create_detector
+from l0_core.errors import (
+    KINDS,
+    ErrorCode,
+    GuardrailError,
+    L0Error,
+    Recovery,
+    TimeoutError,
+    classify,
+)
+from l0_core.events import (
+    Complete,
+    Data,
+    Discard,
+    ErrorEvent,
+    Event,
+    Message,
+    ObservabilityEvent,
+    Progress,
+    Token,
+    ToolCall,
+)
+from l0_core.events import ObservabilityEventType as T
+from l0_core.guardrails import Rule, Violation, create_rules
+from l0_core.lifecycle import CALLBACK_NAMES, Callbacks, safe_call
+from l0_core.options import CheckIntervals, Timeout
+from l0_core.retry import Retry, RetryContext, maybe_await
+from l0_core.retry import sleep as backoff_sleep
+from l0_core.state import State
+
+__all__ = ["Stream", "run"]
+
+log = logging.getLogger("l0")
+
+StreamFactory = Callable[..., Any]
+
+_DEFAULT_RETRY = Retry()
+_DEFAULT_TIMEOUT = Timeout()
+_DEFAULT_INTERVALS = CheckIntervals()
+_TEXT = TextAdapter()
+_EVENTS = EventsAdapter()
+_mono = time.monotonic
+
+
+def _new_id() -> str:
+    try:
+        from uuid import uuid7  # type: ignore[attr-defined]
+    except ImportError:  # before Python 3.14
+        from uuid6 import uuid7
+    return str(uuid7())
+
+
+class _Stop(Exception):
+    """Internal: the watchdog or abort() interrupted a read."""
+
+
+class _Factory:
+    """One stream source: a factory (retryable) or a bare iterator (one attempt only)."""
+
+    __slots__ = ("bare", "fn", "takes_resume", "used")
+
+    def __init__(self, source: Any) -> None:
+        self.used = False
+        if callable(source) and not hasattr(source, "__anext__"):
+            self.fn = source
+            self.bare = False
+            self.takes_resume = _accepts_argument(source)
+        else:
+            self.fn = source
+            self.bare = True
+            self.takes_resume = False
+
+    def call(self, resume: Resume | None) -> Any:
+        if self.bare:
+            if self.used:
+                raise L0Error(
+                    "this stream was given as an iterator, so it cannot be read a second time "
+                    "for a retry or continuation; pass a function that returns a new stream "
+                    "(a factory) instead",
+                    ErrorCode.INVALID_STREAM,
+                )
+            self.used = True
+            return self.fn
+        if self.takes_resume:
+            return self.fn(resume)
+        return self.fn()
+
+
+def _accepts_argument(fn: Any) -> bool:
+    code = getattr(fn, "__code__", None)
+    if code is not None and not hasattr(fn, "__self__"):
+        return bool(code.co_argcount >= 1 or code.co_flags & inspect.CO_VARARGS)
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params
+    )
+
+
+async def _close(*things: Any) -> None:
+    """Close upstream objects: ``aclose()`` or ``close()``; errors are logged, never raised."""
+    seen: set[int] = set()
+    for thing in things:
+        if thing is None or id(thing) in seen:
+            continue
+        seen.add(id(thing))
+        closer = getattr(thing, "aclose", None) or getattr(thing, "close", None)
+        if closer is None:
+            continue
+        try:
+            result = closer()
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:
+            log.debug("l0: closing %r raised %r", thing, exc)
+
+
+class _Watchdog:
+    """Time to first token and inter-token idle, checked without per-token work."""
+
+    __slots__ = ("fired", "handle", "initial", "inter", "last_change", "last_seen", "phase",
+                 "session", "started")
+
+    def __init__(self, session: _Session, initial: float | None, inter: float | None) -> None:
+        self.session = session
+        self.initial = initial
+        self.inter = inter
+        self.handle: asyncio.TimerHandle | None = None
+        self.fired: str | None = None
+        self.phase = "initial"
+        self.last_seen = -1
+        self.last_change = 0.0
+        self.started = 0.0
+
+    def arm(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.started = loop.time()
+        self.phase = "initial"
+        if self.initial is not None:
+            self.handle = loop.call_at(self.started + self.initial, self._fire)
+
+    def to_inter(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+        self.phase = "inter"
+        if self.inter is not None:
+            loop = asyncio.get_running_loop()
+            self.last_change = loop.time()
+            self.last_seen = self.session.progress()
+            self.handle = loop.call_at(self.last_change + self.inter / 4.0, self._fire)
+
+    def disarm(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+    def _fire(self) -> None:
+        self.handle = None
+        s = self.session
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self.phase == "initial":
+            assert self.initial is not None
+            if not s.reading():
+                self.handle = loop.call_at(now + self.initial / 4.0, self._fire)
+                return
+            self.fired = "initial"
+            s.interrupt()
+            return
+        assert self.inter is not None
+        seen = s.progress()
+        if seen != self.last_seen or not s.reading():
+            self.last_seen = seen
+            self.last_change = now
+            self.handle = loop.call_at(now + self.inter / 4.0, self._fire)
+            return
+        if now - self.last_change >= self.inter * 0.999:
+            self.fired = "inter"
+            s.interrupt()
+            return
+        self.handle = loop.call_at(self.last_change + self.inter, self._fire)
+
+
+class _Session:
+    """Everything about one ``run``: options, state, and the event generator."""
+
+    def __init__(
+        self,
+        sources: list[_Factory],
+        *,
+        retry: Retry,
+        timeout: Timeout,
+        guardrails: Iterable[Any] | None,
+        drift: Any,
+        drift_action: str,
+        intervals: CheckIntervals,
+        continuation: Continuation | None,
+        build_continuation_prompt: Callable[[str], str] | None,
+        adapter: Any,
+        adapter_options: Mapping[str, Any] | None,
+        context: Mapping[str, Any] | None,
+        keep_raw: bool,
+        detect_zero_tokens: bool,
+        listeners: list[Callable[[ObservabilityEvent], Any]],
+        callbacks: Callbacks | None,
+    ) -> None:
+        self.sources = sources
+        self.retry = retry
+        self.timeout = timeout
+        self.guardrail_items = guardrails
+        self.drift_item = drift
+        self.drift_action = drift_action
+        self.intervals = intervals
+        self.continuation = continuation
+        self.build_prompt = build_continuation_prompt
+        self.adapter_hint = adapter
+        self.adapter_options = adapter_options
+        self.context = freeze(context) if context else EMPTY_CONTEXT
+        self.keep_raw = keep_raw
+        self.detect_zero = detect_zero_tokens
+        self.listeners = listeners
+        self.callbacks = callbacks
+        self.state = State()
+        if keep_raw:
+            self.state.raw_chunks = []
+        self._id: str | None = None
+        self._mono0 = 0.0
+        self._wall0 = 0.0
+        self._gen: weakref.ref[Any] | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._stop: L0Error | None = None
+        self._cancelled_by_us = False
+        self._items = 0  # non-text items, for the watchdog
+        self._wd: _Watchdog | None = None
+        self._total_handle: asyncio.TimerHandle | None = None
+        self.started = False
+        self.finished = False
+
+    # -- identity and events --------------------------------------------------------------
+
+    @property
+    def stream_id(self) -> str:
+        if self._id is None:
+            self._id = _new_id()
+        return self._id
+
+    def emit(self, type: T, **meta: Any) -> None:
+        if not self.listeners:
+            return
+        ts = self._wall0 + (_mono() - self._mono0) * 1000.0
+        event = ObservabilityEvent(type, ts, self.stream_id, self.context, meta)
+        for listener in self.listeners:
+            safe_call(listener, event)
+
+    # -- watchdog support ------------------------------------------------------------------
+
+    def progress(self) -> int:
+        return len(self.state.parts) + self._items
+
+    def reading(self) -> bool:
+        gen = self._gen() if self._gen is not None else None
+        return gen is not None and gen.ag_await is not None
+
+    def interrupt(self) -> None:
+        task = self._task
+        if task is not None and not task.done():
+            self._cancelled_by_us = True
+            task.cancel()
+
+    def request_stop(self, error: L0Error) -> None:
+        if self._stop is None:
+            self._stop = error
+        if self.reading():
+            self.interrupt()
+
+    def _on_total(self) -> None:
+        self._total_handle = None
+        assert self.timeout.total is not None
+        self.emit(
+            T.TIMEOUT_TRIGGERED,
+            timeoutType="total",
+            elapsedMs=self.timeout.total * 1000.0,
+            configuredMs=self.timeout.total * 1000.0,
+        )
+        self.request_stop(
+            TimeoutError(
+                f"the session took longer than its total budget of {self.timeout.total}s",
+                ErrorCode.TOTAL_TIMEOUT,
+                timeout=self.timeout.total,
+            )
+        )
+
+    # -- the event generator -------------------------------------------------------------
+
+    async def events(self) -> AsyncIterator[Event]:  # noqa: C901 - the one hot loop, kept inline
+        if self.started:
+            raise RuntimeError("an L0 stream can be iterated only once")
+        self.started = True
+        st = self.state
+        self._task = asyncio.current_task()
+        self._mono0 = _mono()
+        self._wall0 = time.time() * 1000.0
+        st.started_at = self._mono0
+        loop = asyncio.get_running_loop()
+        if self.timeout.total is not None:
+            self._total_handle = loop.call_at(loop.time() + self.timeout.total, self._on_total)
+        self.emit(T.SESSION_START, attempt=1, isRetry=False, isFallback=False)
+        wd = self._wd = _Watchdog(self, self.timeout.initial_token, self.timeout.inter_token)
+        index = 0
+        attempt = 1
+        model_retries = network_retries = 0  # per stream (reset on fallback)
+        resume: Resume | None = None
+        rules: list[Rule] = create_rules(self.guardrail_items)
+        streaming_rules = [r for r in rules if getattr(r, "streaming", True)]
+        detector = create_detector(self.drift_item)
+        cont = self.continuation
+        per_token = bool(
+            streaming_rules
+            or detector is not None
+            or cont is not None
+            or self.keep_raw
+            or (self.callbacks is not None
+                and (self.callbacks.on_token or self.callbacks.on_stream_event))
+        )
+        last_error: L0Error | None = None
+        errors_seen: list[L0Error] = []
+        try:
+            while True:
+                if self._stop is not None:
+                    raise self._stop
+                source = self.sources[index]
+                st.attempt = attempt
+                st.fallback_index = index
+                src: Any = None
+                it: Any = None
+                session: AdapterSession | None = None
+                delivered_from = len(st.parts)  # where this attempt's text starts
+                checked = delivered_from  # parts already seen by streaming guardrails
+                drift_checked = delivered_from
+                dedup: OverlapRemover | None = None
+                if resume is not None and cont is not None and cont.deduplicate:
+                    dedup = OverlapRemover(resume.checkpoint, cont.min_overlap, cont.max_overlap)
+                if streaming_rules and attempt + index > 1:
+                    rules = create_rules(self.guardrail_items)
+                    streaming_rules = [r for r in rules if getattr(r, "streaming", True)]
+                    if resume is not None and resume.checkpoint:
+                        for rule in streaming_rules:  # re-feed what is kept so state is right
+                            rule.check_delta(resume.checkpoint, 0)
+                if detector is not None and attempt + index > 1:
+                    detector = create_detector(self.drift_item)
+                reported_drift: set[str] = set()
+                try:
+                    # ---- open the stream --------------------------------------------------
+                    self.emit(T.STREAM_INIT)
+                    wd.arm()
+                    src = source.call(resume)
+                    if inspect.isawaitable(src):
+                        src = await src
+                    aiter_ = getattr(src, "__aiter__", None)
+                    if aiter_ is None:
+                        raise L0Error(
+                            f"the stream factory returned a {type(src).__name__}, which is not "
+                            f"an async iterator",
+                            ErrorCode.INVALID_STREAM,
+                        )
+                    it = aiter_()
+                    try:
+                        first = await it.__anext__()
+                    except StopAsyncIteration:
+                        first = _END
+                    if self.keep_raw and first is not _END:
+                        assert st.raw_chunks is not None
+                        st.raw_chunks.append(first)
+                    adapter = self._pick_adapter(first, src)
+                    session = adapter.open(self.adapter_options)
+                    feed = session.feed
+                    self.emit(T.STREAM_READY)
+
+                    # ---- the general step, used until the first token and when features
+                    # need per-token work --------------------------------------------------
+                    countdown = self._countdown()
+
+                    def step(item: Any) -> Any:
+                        nonlocal countdown, checked, drift_checked
+                        if raw is not None:
+                            raw.append(item)
+                        r = feed(item)
+                        if type(r) is not str:
+                            self._items += 1
+                            return None if r is None else self._side_events(r)
+                        if not r:
+                            return None
+                        if dedup is not None and not dedup.done:
+                            r = dedup.push(r)
+                            if dedup.done and dedup.removed:
+                                st.deduplication_applied = True
+                                st.overlap_removed = dedup.removed
+                            if not r:
+                                return None
+                        parts.append(r)
+                        countdown -= 1
+                        if countdown <= 0:
+                            checked, drift_checked = self._tick(
+                                streaming_rules, detector, reported_drift, checked,
+                                drift_checked, delivered_from
+                            )
+                            countdown = self._countdown()
+                        token = Token(r)
+                        if cbs is not None:
+                            if cbs.on_token is not None:
+                                safe_call(cbs.on_token, r)
+                            if cbs.on_stream_event is not None:
+                                safe_call(cbs.on_stream_event, token)
+                        return token
+
+                    parts = st.parts
+                    raw = None  # the first item was recorded above
+                    cbs = self.callbacks
+                    out = step(first) if first is not _END else None
+                    raw = st.raw_chunks
+                    ended = first is _END
+                    if out is not None:
+                        if type(out) is Token:
+                            yield out
+                        else:
+                            for ev in out:
+                                yield ev
+                        if self._stop is not None:
+                            raise self._stop
+                    # ---- until the first token ---------------------------------------------
+                    while not ended and len(parts) == delivered_from:
+                        try:
+                            item = await it.__anext__()
+                        except StopAsyncIteration:
+                            ended = True
+                            break
+                        out = step(item)
+                        if out is not None:
+                            if type(out) is Token:
+                                yield out
+                            else:
+                                for ev in out:
+                                    yield ev
+                            if self._stop is not None:
+                                raise self._stop
+                    if len(parts) > delivered_from:
+                        if st.first_token_at is None:
+                            st.first_token_at = _mono()
+                        wd.to_inter()
+                        if self.listeners:
+                            self.emit(
+                                T.TIMEOUT_RESET,
+                                timeoutType="inter",
+                                configuredMs=_ms(self.timeout.inter_token),
+                                tokenIndex=len(parts) - 1,
+                            )
+                    # ---- the hot loops -------------------------------------------------------
+                    if not ended:
+                        if per_token:
+                            async for item in it:
+                                out = step(item)
+                                if out is not None:
+                                    if type(out) is Token:
+                                        yield out
+                                    else:
+                                        for ev in out:
+                                            yield ev
+                                    if self._stop is not None:
+                                        raise self._stop
+                        elif adapter is _TEXT:
+                            append = parts.append
+                            async for item in it:
+                                if type(item) is str:
+                                    if item:
+                                        append(item)
+                                        yield Token(item)
+                                        if self._stop is not None:
+                                            raise self._stop
+                                else:
+                                    feed(item)  # raises INVALID_STREAM
+                        else:
+                            append = parts.append
+                            for_side = self._side_events
+                            async for item in it:
+                                r = feed(item)
+                                if type(r) is str:
+                                    if r:
+                                        append(r)
+                                        yield Token(r)
+                                        if self._stop is not None:
+                                            raise self._stop
+                                elif r is not None:
+                                    self._items += 1
+                                    for ev in for_side(r):
+                                        yield ev
+                                else:
+                                    self._items += 1
+                    wd.disarm()
+                    # ---- the end of the attempt ----------------------------------------------
+                    if dedup is not None and not dedup.done:
+                        tail = dedup.flush()
+                        if dedup.removed:
+                            st.deduplication_applied = True
+                            st.overlap_removed = dedup.removed
+                        if tail:
+                            parts.append(tail)
+                            yield Token(tail)
+                    finish: Finish = session.finish()
+                    st.finish_reason = finish.finish_reason
+                    if finish.usage is not None:
+                        st.usage = finish.usage
+                    if streaming_rules or detector is not None:
+                        checked, drift_checked = self._tick(
+                            streaming_rules, detector, reported_drift, checked, drift_checked,
+                            delivered_from,
+                        )
+                    if self.detect_zero and not st.tool_calls and not st.data_outputs:
+                        if not any(p.strip() for p in parts[delivered_from:]) and not (
+                            resume is not None and resume.checkpoint.strip()
+                        ):
+                            raise L0Error(
+                                "the model produced no output"
+                                if len(parts) == delivered_from
+                                else "the model produced only whitespace",
+                                ErrorCode.ZERO_OUTPUT,
+                            )
+                    if rules:
+                        self._final_guardrails(rules)
+                    if (
+                        finish.finish_reason == "length"
+                        and cont is not None
+                        and cont.continue_on_length
+                    ):
+                        self.emit(T.FINISH_REASON, finishReason="length")
+                        st.checkpoint_parts = len(parts)
+                        raise L0Error(
+                            "the model stopped at its output length limit; continuing",
+                            ErrorCode.INCOMPLETE,
+                            metadata={"finishReason": "length"},
+                        )
+                    if finish.finish_reason not in (None, "stop") and self.listeners:
+                        self.emit(T.FINISH_REASON, finishReason=finish.finish_reason)
+                    break  # success
+                except (L0Error, Exception, asyncio.CancelledError) as raw_exc:
+                    wd.disarm()
+                    exc: BaseException = raw_exc
+                    if isinstance(exc, asyncio.CancelledError):
+                        exc = self._convert_cancel(exc)
+                    err = classify(exc, _plugins.get_host().classify_hook)
+                    if err is not exc and isinstance(exc, L0Error) is False:
+                        pass
+                    err.token_count = len(st.parts)
+                    err.fallback_index = index
+                    err.context = self.context
+                    st.errors.append(err)
+                    errors_seen.append(err)
+                    last_error = err
+                    if err.code is ErrorCode.NETWORK_ERROR and self.listeners:
+                        self.emit(T.NETWORK_ERROR, error=err.message, code=err.code.value,
+                                  retryable=True)
+                    # -- decide -------------------------------------------------------------
+                    action, delay, reason = await self._decide(
+                        err, index, model_retries, network_retries
+                    )
+                    will_retry = action == "retry"
+                    will_fallback = action == "fallback"
+                    # what of this attempt's text is kept
+                    keep = delivered_from
+                    continuing = cont is not None and (will_retry or will_fallback)
+                    if continuing:
+                        keep = self._last_good(err, streaming_rules, checked)
+                        if err.code in (ErrorCode.GUARDRAIL_VIOLATION, ErrorCode.DRIFT_DETECTED):
+                            keep = min(keep, checked)
+                    elif not (will_retry or will_fallback):
+                        keep = len(st.parts)  # nothing more comes: keep what was delivered
+                    strategy = (
+                        Recovery.CONTINUE if continuing and keep > 0 else
+                        Recovery.RETRY if will_retry else
+                        Recovery.FALLBACK if will_fallback else Recovery.HALT
+                    )
+                    err.checkpoint = "".join(st.parts[:keep]) if keep else None
+                    self.emit(
+                        T.ERROR,
+                        error=err.message,
+                        errorCode=err.code.value,
+                        failureType=err.failure_type.value,
+                        recoveryStrategy=strategy.value,
+                        willRetry=will_retry,
+                        willFallback=will_fallback,
+                        policy={
+                            "retryEnabled": self.retry.max_retries > 0,
+                            "fallbackEnabled": len(self.sources) > 1,
+                            "maxRetries": self.retry.max_retries,
+                            "maxFallbacks": len(self.sources) - 1,
+                            "attempt": attempt,
+                            "fallbackIndex": index,
+                        },
+                        _error=err,
+                    )
+                    yield ErrorEvent(err, will_retry, will_fallback)
+                    if not (will_retry or will_fallback):
+                        if action == "halt-exhausted" and self.listeners:
+                            self.emit(T.RETRY_GIVE_UP, attempt=attempt,
+                                      maxAttempts=self._max_for(err), reason=reason)
+                        raise self._final_error(err, errors_seen)
+                    if len(st.parts) > keep:
+                        dropped = "".join(st.parts[keep:])
+                        offset = len(st.content) - len(dropped)
+                        st._truncate(keep)
+                        self.emit(T.DISCARD, attempt=attempt, fallbackIndex=index,
+                                  offset=offset, length=len(dropped), reason=err.code.value)
+                        yield Discard(dropped, offset, attempt, err.code.value)
+                    if continuing and keep > 0:
+                        st.checkpoint_parts = keep
+                        checkpoint = st.content
+                        resume = Resume.build(checkpoint, keep, attempt + 1 if will_retry else 1,
+                                              index + (1 if will_fallback else 0),
+                                              self.build_prompt)
+                    else:
+                        resume = None
+                    if will_retry:
+                        if KINDS[err.code].network_budget:
+                            network_retries += 1
+                            st.network_retry_count += 1
+                        else:
+                            model_retries += 1
+                            st.model_retry_count += 1
+                        if model_retries + network_retries == 1:
+                            self.emit(T.RETRY_START, attempt=1, maxAttempts=self._max_for(err))
+                        self.emit(T.RETRY_ATTEMPT, attempt=model_retries + network_retries,
+                                  maxAttempts=self._max_for(err), reason=reason,
+                                  delayMs=delay * 1000.0, isNetwork=KINDS[err.code].network_budget)
+                        await _close(it, src)
+                        it = src = None
+                        if delay > 0:
+                            await self._sleep(delay)
+                        attempt += 1
+                        self.emit(T.ATTEMPT_START, attempt=attempt, isRetry=True,
+                                  isFallback=False)
+                    else:
+                        if model_retries + network_retries > 0 or reason == "Retries exhausted":
+                            self.emit(T.RETRY_GIVE_UP, attempt=attempt,
+                                      maxAttempts=self._max_for(err), reason=reason)
+                        await _close(it, src)
+                        it = src = None
+                        self.emit(T.FALLBACK_START, fromIndex=index, toIndex=index + 1,
+                                  reason=reason)
+                        index += 1
+                        attempt = 1
+                        model_retries = network_retries = 0
+                        self.emit(T.FALLBACK_MODEL_SELECTED, index=index, reason=reason)
+                    if resume is not None:
+                        st.resumed = True
+                        st.continuation_used = True
+                        self.emit(T.CONTINUATION_START, checkpoint=resume.checkpoint,
+                                  tokenCount=resume.token_count)
+                        self.emit(T.RESUME_START, checkpoint=resume.checkpoint,
+                                  tokenCount=resume.token_count)
+                finally:
+                    wd.disarm()
+                    await _close(it, src)
+            # ---- success -----------------------------------------------------------------
+            st.completed = True
+            now = _mono()
+            st.last_token_at = now if st.parts else None
+            st.duration = now - self._mono0
+            if model_retries + network_retries > 0:
+                self.emit(T.RETRY_END, attempt=attempt, success=True)
+            if index > 0:
+                self.emit(T.FALLBACK_END, success=True, finalIndex=index)
+            content = st.content
+            self.emit(T.COMPLETE, tokenCount=len(st.parts), contentLength=len(content),
+                      _state=st)
+            complete = Complete(content, st.usage, st.finish_reason)
+            if self.callbacks is not None and self.callbacks.on_stream_event is not None:
+                safe_call(self.callbacks.on_stream_event, complete)
+            yield complete
+        except asyncio.CancelledError:
+            st.aborted = st.aborted or self._stop is not None
+            raise
+        except GeneratorExit:
+            raise
+        finally:
+            self.finished = True
+            if self._total_handle is not None:
+                self._total_handle.cancel()
+            if st.duration is None:
+                st.duration = _mono() - self._mono0
+            if self.listeners:
+                self._end_events(index, last_error)
+
+    # -- helpers used by the generator --------------------------------------------------
+
+    def _countdown(self) -> int:
+        n = 1 << 30
+        iv = self.intervals
+        if self.guardrail_items:
+            n = min(n, iv.guardrails)
+        if self.drift_item:
+            n = min(n, iv.drift)
+        if self.continuation is not None:
+            n = min(n, iv.checkpoint)
+        return n
+
+    def _pick_adapter(self, first: Any, src: Any) -> Adapter:
+        hint = self.adapter_hint
+        registry = None
+        if hint is not None:
+            if isinstance(hint, str):
+                if hint == "text":
+                    adapter: Adapter = _TEXT
+                elif hint == "events":
+                    adapter = _EVENTS
+                else:
+                    registry = _plugins.get_host().registry("adapters")
+                    adapter = registry.get(hint)
+            else:
+                adapter = hint
+            name = adapter.name
+        elif first is _END or type(first) is str:
+            adapter, name = _TEXT, "text"
+        elif isinstance(first, Event):
+            adapter, name = _EVENTS, "events"
+        else:
+            registry = _plugins.get_host().registry("adapters")
+            for name, candidate in registry.items():
+                try:
+                    if candidate.detect(first):
+                        adapter = candidate
+                        break
+                except Exception as exc:
+                    log.warning("l0: adapter %s.detect raised %r; skipped", name, exc)
+            else:
+                raise L0Error(
+                    f"no adapter understands stream items of type {type(first).__module__}."
+                    f"{type(first).__qualname__}; installed adapters: "
+                    f"{', '.join(registry.names())}. Install the provider's L0 package (for "
+                    f"OpenAI: pip install l0-openai) or pass adapter=...",
+                    ErrorCode.ADAPTER_NOT_FOUND,
+                )
+        if self.listeners:
+            self.emit(T.ADAPTER_WRAP_START, streamType=type(src).__name__)
+            self.emit(T.ADAPTER_DETECTED, adapterId=name)
+            self.emit(T.ADAPTER_WRAP_END, adapterId=name)
+        return adapter
+
+    def _side_events(self, r: Any) -> list[Event]:
+        events: list[Event] = [r] if isinstance(r, Event) else list(r)
+        st = self.state
+        for ev in events:
+            if isinstance(ev, ToolCall):
+                st.tool_calls.append(ev)
+                self.emit(T.TOOL_REQUESTED, toolName=ev.name, toolCallId=ev.id,
+                          arguments=ev.arguments)
+            elif isinstance(ev, Data):
+                st.data_outputs.append(ev.data)
+            elif isinstance(ev, Progress):
+                st.last_progress = ev.data
+            elif not isinstance(ev, Message):
+                raise L0Error(
+                    f"an adapter returned a {type(ev).__name__} event from feed(); adapters "
+                    f"report text as str and errors by raising",
+                    ErrorCode.INVALID_STREAM,
+                )
+            cbs = self.callbacks
+            if cbs is not None and cbs.on_stream_event is not None:
+                safe_call(cbs.on_stream_event, ev)
+        return events
+
+    def _tick(
+        self,
+        rules: list[Rule],
+        detector: DriftDetector | None,
+        reported: set[str],
+        checked: int,
+        drift_checked: int,
+        base: int,
+    ) -> tuple[int, int]:
+        """Periodic work on the text since the last check: guardrails, drift, checkpoint."""
+        st = self.state
+        parts = st.parts
+        n = len(parts)
+        if rules and n > checked:
+            delta = "".join(parts[checked:n]) if n - checked > 1 else parts[checked]
+            offset = len(st.content) - len(delta)
+            found: list[Violation] = []
+            for rule in rules:
+                try:
+                    got = rule.check_delta(delta, offset)
+                except Exception as exc:
+                    log.warning("l0: guardrail %s raised %r; ignored", rule.name, exc)
+                    continue
+                if got:
+                    found.extend(got)
+            if found:
+                self._apply_violations(found, streaming=True)
+            checked = n
+        if detector is not None and n > drift_checked:
+            delta = "".join(parts[drift_checked:n])
+            offset = len(st.content) - len(delta)
+            result = None
+            try:
+                result = detector.check_delta(delta, offset)
+            except Exception as exc:
+                log.warning("l0: drift detector raised %r; ignored", exc)
+            drift_checked = n
+            if result is not None:
+                new = [t for t in result.types if t not in reported]
+                if new:
+                    reported.update(new)
+                    st.drift_detected = True
+                    st.drift_types.extend(new)
+                    self.emit(T.DRIFT_CHECK_RESULT, detected=True, score=result.confidence,
+                              types=new, metrics={t: True for t in new}, threshold=0.5)
+                    if self.drift_action != "flag":
+                        raise GuardrailError(
+                            f"drift detected: {', '.join(new)}",
+                            ErrorCode.DRIFT_DETECTED
+                            if self.drift_action == "retry"
+                            else ErrorCode.FATAL_GUARDRAIL_VIOLATION,
+                            metadata={"driftTypes": new, "confidence": result.confidence},
+                        )
+        if self.continuation is not None:
+            good = min(checked if rules else n, drift_checked if detector is not None else n)
+            if good > st.checkpoint_parts:
+                st.checkpoint_parts = good
+                if self.listeners:
+                    self.emit(T.CHECKPOINT_SAVED, checkpoint=st.checkpoint, tokenCount=good)
+        return checked, drift_checked
+
+    def _apply_violations(self, found: list[Violation], *, streaming: bool) -> None:
+        st = self.state
+        for i, v in enumerate(found):
+            st.violations.append(v)
+            self.emit(T.GUARDRAIL_RULE_RESULT, index=i, ruleId=v.rule, passed=False,
+                      violation=v.to_dict(), streaming=streaming, _violation=v)
+        halting = [v for v in found if v.halts]
+        if halting:
+            v = halting[0]
+            raise GuardrailError(
+                f"guardrail {v.rule}: {v.message}", ErrorCode.FATAL_GUARDRAIL_VIOLATION,
+                violations=halting,
+            )
+        errors = [v for v in found if v.severity == "error"]
+        if errors:
+            v = errors[0]
+            raise GuardrailError(
+                f"guardrail {v.rule}: {v.message}", ErrorCode.GUARDRAIL_VIOLATION,
+                violations=errors,
+            )
+
+    def _final_guardrails(self, rules: list[Rule]) -> None:
+        content = self.state.content
+        started = _mono()
+        self.emit(T.GUARDRAIL_PHASE_START, phase="post", ruleCount=len(rules))
+        found: list[Violation] = []
+        for i, rule in enumerate(rules):
+            t0 = _mono()
+            callback_id = f"cb_{i}"
+            self.emit(T.GUARDRAIL_RULE_START, index=i, ruleId=rule.name, callbackId=callback_id)
+            try:
+                got = list(rule.check_complete(content) or ())
+            except Exception as exc:
+                log.warning("l0: guardrail %s raised %r; ignored", rule.name, exc)
+                got = []
+            if not got:
+                self.emit(T.GUARDRAIL_RULE_RESULT, index=i, ruleId=rule.name, passed=True,
+                          violation=None)
+            found.extend(got)
+            self.emit(T.GUARDRAIL_RULE_END, index=i, ruleId=rule.name, passed=not got,
+                      callbackId=callback_id, durationMs=(_mono() - t0) * 1000.0)
+        self.emit(T.GUARDRAIL_PHASE_END, phase="post", passed=not found,
+                  violations=[v.to_dict() for v in found],
+                  durationMs=(_mono() - started) * 1000.0)
+        if found:
+            self._apply_violations(found, streaming=False)
+
+    def _last_good(self, err: L0Error, rules: list[Rule], checked: int) -> int:
+        """How many parts are safe to continue from after ``err``."""
+        st = self.state
+        if rules:
+            return max(st.checkpoint_parts, min(checked, len(st.parts)))
+        return len(st.parts)
+
+    def _max_for(self, err: L0Error) -> int:
+        r = self.retry
+        return r.network_attempts if KINDS[err.code].network_budget else r.attempts
+
+    async def _decide(
+        self, err: L0Error, index: int, model_retries: int, network_retries: int
+    ) -> tuple[str, float, str]:
+        """``(action, delay, reason)``; action is retry, fallback, halt or halt-exhausted."""
+        has_fallback = index + 1 < len(self.sources)
+        kind = KINDS[err.code]
+        r = self.retry
+        if kind.recovery is Recovery.HALT or self._stop is not None:
+            return "halt", 0.0, f"{err.code.value} is not recoverable"
+        if kind.recovery is Recovery.FALLBACK:
+            if has_fallback:
+                return "fallback", 0.0, f"{err.code.value} needs another model"
+            return "halt", 0.0, f"{err.code.value} and no fallback left"
+        source = self.sources[index]
+        budget = r.network_attempts if kind.network_budget else r.attempts
+        used = network_retries if kind.network_budget else model_retries
+        exhausted = used >= budget or model_retries + network_retries >= r.max_retries
+        if r.retry_on is not None and err.code not in r.retry_on:
+            exhausted = True
+        if source.bare and not exhausted:
+            raise L0Error(
+                f"{err.code.value}: {err.message} - and the stream cannot be retried because it "
+                f"was given as an iterator; pass a function that returns a new stream",
+                ErrorCode.INVALID_STREAM,
+            ) from err
+        if not exhausted and err.retry_after is not None and err.retry_after > r.max_retry_after:
+            if has_fallback:
+                return "fallback", 0.0, (
+                    f"Retry-After of {err.retry_after:g}s is above max_retry_after"
+                )
+            return "halt", 0.0, f"Retry-After of {err.retry_after:g}s is above max_retry_after"
+        if not exhausted and r.should_retry is not None:
+            try:
+                allowed = await maybe_await(
+                    r.should_retry(err, self.state, used, err.category.value)
+                )
+            except Exception as exc:
+                log.warning("l0: should_retry raised %r; not retrying", exc)
+                allowed = False
+            if not allowed:
+                exhausted = True
+        if exhausted:
+            if has_fallback:
+                return "fallback", 0.0, "Retries exhausted"
+            return "halt-exhausted", 0.0, "Retries exhausted"
+        delay = r.delay_for(err, used)
+        if r.calculate_delay is not None:
+            ctx = RetryContext(
+                attempt=used, error=err, is_network=kind.network_budget,
+                model_retry_count=model_retries, network_retry_count=network_retries,
+                total_retries=model_retries + network_retries, base_delay=r.base_delay,
+                max_delay=r.max_delay, default_delay=delay,
+            )
+            try:
+                custom = await maybe_await(r.calculate_delay(ctx))
+            except Exception as exc:
+                log.warning("l0: calculate_delay raised %r; using the default delay", exc)
+                custom = None
+            if custom is not None:
+                delay = max(0.0, float(custom))
+        return "retry", delay, err.message
+
+    async def _sleep(self, delay: float) -> None:
+        await backoff_sleep(delay)
+
+    def _convert_cancel(self, exc: asyncio.CancelledError) -> BaseException:
+        """Turn our own interruption into a typed error; let real cancellation through."""
+        if not self._cancelled_by_us:
+            return exc
+        self._cancelled_by_us = False
+        task = self._task
+        if task is not None:
+            task.uncancel()
+            if task.cancelling():
+                return exc  # somebody else cancelled too: honour it
+        wd = self._wd
+        if wd is not None and wd.fired is not None:
+            which, wd.fired = wd.fired, None
+            seconds = wd.initial if which == "initial" else wd.inter
+            assert seconds is not None
+            self.emit(T.TIMEOUT_TRIGGERED, timeoutType=which, elapsedMs=seconds * 1000.0,
+                      configuredMs=seconds * 1000.0)
+            code = (ErrorCode.INITIAL_TOKEN_TIMEOUT if which == "initial"
+                    else ErrorCode.INTER_TOKEN_TIMEOUT)
+            what = "first token" if which == "initial" else "next token"
+            return TimeoutError(f"no {what} within {seconds:g}s", code, timeout=seconds)
+        if self._stop is not None:
+            return self._stop
+        return exc
+
+    def _final_error(self, err: L0Error, seen: list[L0Error]) -> L0Error:
+        if err.code is ErrorCode.STREAM_ABORTED:
+            st = self.state
+            st.aborted = True
+            self.emit(T.ABORT_COMPLETED, tokenCount=len(st.parts), contentLength=len(st.content))
+        if len(self.sources) > 1 and self.state.fallback_index == len(self.sources) - 1 and (
+            KINDS[err.code].recovery is not Recovery.HALT
+        ):
+            final = L0Error(
+                f"all {len(self.sources)} streams failed; the last error: {err.message}",
+                ErrorCode.ALL_STREAMS_EXHAUSTED,
+                fallback_index=self.state.fallback_index,
+                token_count=err.token_count,
+                metadata={"errors": [e.code.value for e in seen]},
+                context=self.context,
+            )
+            final.__cause__ = err
+            return final
+        return err
+
+    def _end_events(self, index: int, last_error: L0Error | None) -> None:
+        st = self.state
+        if not st.completed and index > 0:
+            self.emit(T.FALLBACK_END, success=False, finalIndex=index)
+        end = self._wall0 + (_mono() - self._mono0) * 1000.0
+        self.emit(
+            T.SESSION_SUMMARY,
+            tokenCount=len(st.parts),
+            startTs=self._wall0,
+            endTs=end,
+            driftDetected=st.drift_detected,
+            guardrailViolations=len(st.violations),
+            fallbackDepth=index,
+            retryCount=st.retry_count,
+            checkpointsCreated=st.checkpoint_parts > 0,
+            completed=st.completed,
+            errorCode=last_error.code.value if last_error and not st.completed else None,
+        )
+        self.emit(T.SESSION_END, completed=st.completed)
+
+
+_END: Any = object()
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000.0
+
+
+class Stream:
+    """What ``l0.run`` returns: iterate it for events, or ``await stream.read()``.
+
+    Use ``async with`` (or iterate to the end) so that the upstream is closed as
+    soon as you stop; ``abort()`` stops it from anywhere, even during a stalled
+    read, and the iteration then raises ``STREAM_ABORTED``.
+    """
+
+    __slots__ = ("__weakref__", "_gen", "_session")
+
+    def __init__(self, session: _Session) -> None:
+        self._session = session
+        self._gen: Any = None
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        gen = self._gen
+        if gen is None:
+            gen = self._gen = self._session.events()
+            self._session._gen = weakref.ref(gen)
+        return gen  # type: ignore[no-any-return]
+
+    @property
+    def state(self) -> State:
+        return self._session.state
+
+    @property
+    def id(self) -> str:
+        """The session's UUIDv7 (the ``stream_id`` of its observability events)."""
+        return self._session.stream_id
+
+    @property
+    def errors(self) -> list[L0Error]:
+        """Every error of every attempt, in order."""
+        return self._session.state.errors
+
+    def raw(self) -> list[Any]:
+        """The provider's raw items, when the session was started with ``keep_raw=True``."""
+        chunks = self._session.state.raw_chunks
+        if chunks is None:
+            raise L0Error(
+                "raw chunks are kept only on request: pass keep_raw=True to l0.run",
+                ErrorCode.FEATURE_NOT_ENABLED,
+            )
+        return chunks
+
+    async def read(self) -> str:
+        """Consume the stream and return the delivered text (raises on failure)."""
+        async for _ in self:
+            pass
+        return self._session.state.content
+
+    def abort(self, reason: str = "aborted by the caller") -> None:
+        """Stop the session: a pending read is interrupted and the stream raises
+        ``STREAM_ABORTED``."""
+        s = self._session
+        if s.finished or s.state.aborted:
+            return
+        s.state.aborted = True
+        s.emit(T.ABORT_REQUESTED, source="user")
+        s.request_stop(L0Error(reason, ErrorCode.STREAM_ABORTED))
+
+    async def aclose(self) -> None:
+        """Stop iterating and close the upstream now."""
+        gen = self._gen
+        if gen is not None:
+            await gen.aclose()
+        self._session.finished = True
+
+    async def __aenter__(self) -> Stream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __await__(self) -> Generator[Any, None, Stream]:
+        async def itself() -> Stream:
+            return self
+
+        return itself().__await__()
+
+    def __repr__(self) -> str:
+        return f"<l0 Stream {self._session.state!r}>"
+
+
+def run(
+    stream: StreamFactory | AsyncIterator[Any],
+    *,
+    fallbacks: Iterable[StreamFactory] = (),
+    retry: Retry | str | None = None,
+    timeout: Timeout | None = None,
+    guardrails: Iterable[Any] | None = None,
+    drift: Any = None,
+    drift_action: str = "retry",
+    check_intervals: CheckIntervals | None = None,
+    continue_from_last_good_token: bool | Continuation = False,
+    build_continuation_prompt: Callable[[str], str] | None = None,
+    adapter: Any = None,
+    adapter_options: Mapping[str, Any] | None = None,
+    context: Mapping[str, Any] | None = None,
+    keep_raw: bool = False,
+    detect_zero_tokens: bool = True,
+    on_event: Callable[[ObservabilityEvent], Any] | None = None,
+    observers: Iterable[Any] | None = None,
+    on_start: Callable[[int, bool, bool], Any] | None = None,
+    on_complete: Callable[[State], Any] | None = None,
+    on_error: Callable[[L0Error, bool, bool], Any] | None = None,
+    on_stream_event: Callable[[Event], Any] | None = None,
+    on_violation: Callable[[Violation], Any] | None = None,
+    on_retry: Callable[[int, str], Any] | None = None,
+    on_fallback: Callable[[int, str], Any] | None = None,
+    on_resume: Callable[[str, int], Any] | None = None,
+    on_checkpoint: Callable[[str, int], Any] | None = None,
+    on_timeout: Callable[[str, float], Any] | None = None,
+    on_abort: Callable[[int, int], Any] | None = None,
+    on_drift: Callable[[list[str], float], Any] | None = None,
+    on_tool_call: Callable[[str, str, Mapping[str, Any]], Any] | None = None,
+    on_token: Callable[[str], Any] | None = None,
+    config: Any = None,
+) -> Stream:
+    """Run a stream through L0. See ``docs/runtime.md`` for every option.
+
+    ``stream`` is a factory: a function returning an async iterator (or an
+    awaitable of one), called afresh for every attempt. A function with one
+    parameter receives a :class:`Resume` (or ``None``) so it can continue from
+    the last good token. Options left out come from the project configuration
+    (``l0.toml``, ``[tool.l0]``, ``L0_*`` variables).
+    """
+    from l0_core.config import defaults_for_run
+
+    cfg = defaults_for_run(config)
+    if retry is None:
+        retry = cfg.retry
+    elif isinstance(retry, str):
+        retry = _plugins.get_host().registry("retry_policies").get(retry)()
+    if timeout is None:
+        timeout = cfg.timeout
+    if guardrails is None:
+        guardrails = cfg.guardrails
+    if adapter is None:
+        adapter = cfg.adapter
+    listeners: list[Callable[[ObservabilityEvent], Any]] = []
+    if on_event is not None:
+        listeners.append(on_event)
+    for observer in (observers if observers is not None else cfg.observers) or ():
+        made = observer.create() if hasattr(observer, "create") else observer
+        listeners.append(made.on_event if hasattr(made, "on_event") else made)
+    given = {
+        "on_start": on_start, "on_complete": on_complete, "on_error": on_error,
+        "on_stream_event": on_stream_event, "on_violation": on_violation,
+        "on_retry": on_retry, "on_fallback": on_fallback, "on_resume": on_resume,
+        "on_checkpoint": on_checkpoint, "on_timeout": on_timeout, "on_abort": on_abort,
+        "on_drift": on_drift, "on_tool_call": on_tool_call, "on_token": on_token,
+    }
+    callbacks = None
+    if any(v is not None for v in given.values()):
+        callbacks = Callbacks(given)
+        if callbacks.wants_events:
+            listeners.append(callbacks)
+    continuation: Continuation | None
+    if continue_from_last_good_token is True:
+        continuation = Continuation()
+    elif isinstance(continue_from_last_good_token, Continuation):
+        continuation = continue_from_last_good_token if continue_from_last_good_token.enabled \
+            else None
+    else:
+        continuation = None
+    if drift_action not in ("flag", "retry", "halt"):
+        raise ValueError(f"drift_action must be flag, retry or halt, not {drift_action!r}")
+    sources = [_Factory(stream), *(_Factory(f) for f in fallbacks)]
+    session = _Session(
+        sources,
+        retry=retry or _DEFAULT_RETRY,
+        timeout=timeout or _DEFAULT_TIMEOUT,
+        guardrails=guardrails,
+        drift=drift,
+        drift_action=drift_action,
+        intervals=check_intervals or _DEFAULT_INTERVALS,
+        continuation=continuation,
+        build_continuation_prompt=build_continuation_prompt,
+        adapter=adapter,
+        adapter_options=adapter_options,
+        context=context,
+        keep_raw=keep_raw,
+        detect_zero_tokens=detect_zero_tokens,
+        listeners=listeners,
+        callbacks=callbacks,
+    )
+    return Stream(session)
+
+
+CALLBACKS = CALLBACK_NAMES
+_ = (Awaitable,)
