@@ -25,7 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 from l0_core.errors import ErrorCode, L0Error
 from l0_core.events import Event
 
-__all__ = ["Adapter", "AdapterSession", "EventsAdapter", "Finish", "TextAdapter", "FeedResult"]
+__all__ = ["Adapter", "AdapterSession", "EventsAdapter", "FeedResult", "Finish", "TextAdapter"]
 
 FeedResult = str | Event | Sequence[Event] | None
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-
 from l0_core.adapters import EventsAdapter, TextAdapter
 from l0_core.events import ObservabilityEvent
 from l0_core.guardrails import CustomPatternRule

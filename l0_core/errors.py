@@ -5,8 +5,8 @@ Each code has one category and one default recovery decision::
 
     Exception
      └── L0Error                    code, category, recovery, status, retry_after
-          ├── TimeoutError           INITIAL_TOKEN_TIMEOUT / INTER_TOKEN_TIMEOUT / TOTAL_TIMEOUT
-          ├── GuardrailError         GUARDRAIL_VIOLATION / FATAL_GUARDRAIL_VIOLATION / DRIFT_DETECTED
+          ├── TimeoutError           INITIAL_/INTER_TOKEN_TIMEOUT, TOTAL_TIMEOUT
+          ├── GuardrailError         (FATAL_)GUARDRAIL_VIOLATION, DRIFT_DETECTED
           └── ConfigError            CONFIG_ERROR, UNKNOWN_PLUGIN (bad config, unknown names)
 
 Foreign exceptions are mapped at one boundary, :func:`classify`: provider
@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 
-class ErrorCategory(str, enum.Enum):
+class ErrorCategory(enum.StrEnum):
     """The canonical error categories."""
 
     NETWORK = "network"
@@ -50,7 +50,7 @@ class ErrorCategory(str, enum.Enum):
     INTERNAL = "internal"
 
 
-class Recovery(str, enum.Enum):
+class Recovery(enum.StrEnum):
     """What the runtime does about a failure (the canonical recovery strategies)."""
 
     RETRY = "retry"
@@ -59,7 +59,7 @@ class Recovery(str, enum.Enum):
     HALT = "halt"
 
 
-class FailureType(str, enum.Enum):
+class FailureType(enum.StrEnum):
     """The canonical failure types reported on ERROR events."""
 
     NETWORK = "network"
@@ -71,7 +71,7 @@ class FailureType(str, enum.Enum):
     UNKNOWN = "unknown"
 
 
-class ErrorCode(str, enum.Enum):
+class ErrorCode(enum.StrEnum):
     """Every error code L0 raises. The first twelve are the canonical ones."""
 
     STREAM_ABORTED = "STREAM_ABORTED"
@@ -231,7 +231,7 @@ class L0Error(Exception):
         return f"{type(self).__name__}({self.code.value}: {self.message!r})"
 
 
-class TimeoutError(L0Error):  # noqa: A001 - deliberately the L0 name; builtins stay reachable
+class TimeoutError(L0Error):
     """A timer fired: time to first token, inter-token idle, or the total budget."""
 
     name = "L0TimeoutError"

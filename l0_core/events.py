@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 
-class EventType(str, enum.Enum):
+class EventType(enum.StrEnum):
     """Consumer event types. ``discard`` is L0's addition (see :class:`Discard`)."""
 
     TOKEN = "token"
@@ -146,7 +146,7 @@ class ToolCall(Event):
         self.index = index
 
     @property
-    def data(self) -> dict[str, Any]:  # type: ignore[override]
+    def data(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "arguments": self.arguments, "index": self.index}
 
 
@@ -185,6 +185,8 @@ class Discard(Event):
         self.attempt = attempt
         self.reason = reason
 
+    text: str
+
     @property
     def length(self) -> int:
         return len(self.text)
@@ -205,7 +207,7 @@ class Complete(Event):
         self.finish_reason = finish_reason
 
 
-class ObservabilityEventType(str, enum.Enum):
+class ObservabilityEventType(enum.StrEnum):
     """The canonical observability vocabulary, plus L0's additions at the end."""
 
     SESSION_START = "SESSION_START"

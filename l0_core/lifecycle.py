@@ -71,6 +71,21 @@ class Callbacks:
 
     __slots__ = CALLBACK_NAMES
 
+    on_start: Callable[..., Any] | None
+    on_complete: Callable[..., Any] | None
+    on_error: Callable[..., Any] | None
+    on_stream_event: Callable[..., Any] | None
+    on_violation: Callable[..., Any] | None
+    on_retry: Callable[..., Any] | None
+    on_fallback: Callable[..., Any] | None
+    on_resume: Callable[..., Any] | None
+    on_checkpoint: Callable[..., Any] | None
+    on_timeout: Callable[..., Any] | None
+    on_abort: Callable[..., Any] | None
+    on_drift: Callable[..., Any] | None
+    on_tool_call: Callable[..., Any] | None
+    on_token: Callable[..., Any] | None
+
     def __init__(self, callbacks: Mapping[str, Callable[..., Any] | None]) -> None:
         for name in CALLBACK_NAMES:
             setattr(self, name, callbacks.get(name))

@@ -37,8 +37,8 @@ from l0_core import hookspecs
 from l0_core.errors import ConfigError, ErrorCode
 
 __all__ = [
-    "KINDS",
     "FIRST_PARTY",
+    "KINDS",
     "PluginHost",
     "PluginRecord",
     "Registry",
@@ -244,7 +244,7 @@ class PluginHost:
                 continue
             try:
                 plugin = ep.load()
-            except BaseException as exc:  # noqa: BLE001 - one broken plugin never stops the core
+            except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 record.status = "failed"

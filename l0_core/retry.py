@@ -106,7 +106,7 @@ class Retry(BaseModel):
     retry_on: frozenset[ErrorCode] | None = None
     max_retry_after: float = Field(60.0, ge=0)
     should_retry: Callable[..., bool | Awaitable[bool]] | None = None
-    calculate_delay: Callable[[RetryContext], float | None | Awaitable[float | None]] | None = (
+    calculate_delay: Callable[[RetryContext], float | Awaitable[float | None] | None] | None = (
         None
     )
 

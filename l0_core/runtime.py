@@ -21,7 +21,7 @@ import inspect
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
 from typing import Any
 
 from l0_core import plugins as _plugins
@@ -52,7 +52,7 @@ from l0_core.events import (
 )
 from l0_core.events import ObservabilityEventType as T
 from l0_core.guardrails import Rule, Violation, create_rules
-from l0_core.lifecycle import CALLBACK_NAMES, Callbacks, safe_call
+from l0_core.lifecycle import Callbacks, safe_call
 from l0_core.options import CheckIntervals, Timeout
 from l0_core.retry import Retry, RetryContext, maybe_await
 from l0_core.retry import sleep as backoff_sleep
@@ -325,7 +325,7 @@ class _Session:
 
     # -- the event generator -------------------------------------------------------------
 
-    async def events(self) -> AsyncIterator[Event]:  # noqa: C901 - the one hot loop, kept inline
+    async def events(self) -> AsyncIterator[Event]:
         if self.started:
             raise RuntimeError("an L0 stream can be iterated only once")
         self.started = True
@@ -425,7 +425,7 @@ class _Session:
                             return None
                         if dedup is not None and not dedup.done:
                             r = dedup.push(r)
-                            if dedup.done and dedup.removed:
+                            if dedup.removed:
                                 st.deduplication_applied = True
                                 st.overlap_removed = dedup.removed
                             if not r:
@@ -547,16 +547,19 @@ class _Session:
                             streaming_rules, detector, reported_drift, checked, drift_checked,
                             delivered_from,
                         )
-                    if self.detect_zero and not st.tool_calls and not st.data_outputs:
-                        if not any(p.strip() for p in parts[delivered_from:]) and not (
-                            resume is not None and resume.checkpoint.strip()
-                        ):
-                            raise L0Error(
-                                "the model produced no output"
-                                if len(parts) == delivered_from
-                                else "the model produced only whitespace",
-                                ErrorCode.ZERO_OUTPUT,
-                            )
+                    if (
+                        self.detect_zero
+                        and not st.tool_calls
+                        and not st.data_outputs
+                        and not any(p.strip() for p in parts[delivered_from:])
+                        and not (resume is not None and resume.checkpoint.strip())
+                    ):
+                        raise L0Error(
+                            "the model produced no output"
+                            if len(parts) == delivered_from
+                            else "the model produced only whitespace",
+                            ErrorCode.ZERO_OUTPUT,
+                        )
                     if rules:
                         self._final_guardrails(rules)
                     if (
@@ -635,7 +638,7 @@ class _Session:
                         if action == "halt-exhausted" and self.listeners:
                             self.emit(T.RETRY_GIVE_UP, attempt=attempt,
                                       maxAttempts=self._max_for(err), reason=reason)
-                        raise self._final_error(err, errors_seen)
+                        raise self._final_error(err, errors_seen) from None
                     if len(st.parts) > keep:
                         dropped = "".join(st.parts[keep:])
                         offset = len(st.content) - len(dropped)
@@ -844,7 +847,7 @@ class _Session:
                     st.drift_detected = True
                     st.drift_types.extend(new)
                     self.emit(T.DRIFT_CHECK_RESULT, detected=True, score=result.confidence,
-                              types=new, metrics={t: True for t in new}, threshold=0.5)
+                              types=new, metrics=dict.fromkeys(new, True), threshold=0.5)
                     if self.drift_action != "flag":
                         raise GuardrailError(
                             f"drift detected: {', '.join(new)}",
@@ -1187,10 +1190,13 @@ def run(
     from l0_core.config import defaults_for_run
 
     cfg = defaults_for_run(config)
+    retry_policy: Retry
     if retry is None:
-        retry = cfg.retry
+        retry_policy = cfg.retry
     elif isinstance(retry, str):
-        retry = _plugins.get_host().registry("retry_policies").get(retry)()
+        retry_policy = _plugins.get_host().registry("retry_policies").get(retry)()
+    else:
+        retry_policy = retry
     if timeout is None:
         timeout = cfg.timeout
     if guardrails is None:
@@ -1228,7 +1234,7 @@ def run(
     sources = [_Factory(stream), *(_Factory(f) for f in fallbacks)]
     session = _Session(
         sources,
-        retry=retry or _DEFAULT_RETRY,
+        retry=retry_policy,
         timeout=timeout or _DEFAULT_TIMEOUT,
         guardrails=guardrails,
         drift=drift,
@@ -1246,6 +1252,3 @@ def run(
     )
     return Stream(session)
 
-
-CALLBACKS = CALLBACK_NAMES
-_ = (Awaitable,)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -98,7 +98,7 @@ class RecordingStream:
     def _failure(self) -> BaseException:
         return self.script.error or ConnectionResetError("connection reset by peer (scripted)")
 
-    async def _play(self) -> AsyncIterator[Any]:
+    async def _play(self) -> AsyncGenerator[Any, None]:
         s = self.script
         for i, text in enumerate(s.tokens):
             if s.fail_after is not None and i == s.fail_after:
