@@ -582,6 +582,8 @@ class _Session:
                     exc: BaseException = raw_exc
                     if isinstance(exc, asyncio.CancelledError):
                         exc = self._convert_cancel(exc)
+                        if isinstance(exc, asyncio.CancelledError):
+                            raise  # a real cancellation: never retried, never swallowed
                     err = classify(exc, _plugins.get_host().classify_hook)
                     if err is not exc and isinstance(exc, L0Error) is False:
                         pass
@@ -633,7 +635,8 @@ class _Session:
                         },
                         _error=err,
                     )
-                    yield ErrorEvent(err, will_retry, will_fallback)
+                    if err.code is not ErrorCode.STREAM_ABORTED:  # the caller asked for it
+                        yield ErrorEvent(err, will_retry, will_fallback)
                     if not (will_retry or will_fallback):
                         if action == "halt-exhausted" and self.listeners:
                             self.emit(T.RETRY_GIVE_UP, attempt=attempt,
@@ -944,7 +947,7 @@ class _Session:
         if source.bare and not exhausted:
             raise L0Error(
                 f"{err.code.value}: {err.message} - and the stream cannot be retried because it "
-                f"was given as an iterator; pass a function that returns a new stream",
+                f"was given as an iterator; pass a factory (a function that returns a new stream)",
                 ErrorCode.INVALID_STREAM,
             ) from err
         if not exhausted and err.retry_after is not None and err.retry_after > r.max_retry_after:
