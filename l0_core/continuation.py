@@ -100,6 +100,8 @@ class OverlapRemover:
 
     def push(self, text: str) -> str:
         """Feed one token; returns the text that can be delivered now ('' while holding)."""
+        if self.done:
+            return text
         buf = self._buf + text
         cp = self._cp
         # A longer overlap is still possible while ``buf`` occurs in the checkpoint's tail

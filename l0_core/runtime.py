@@ -31,6 +31,7 @@ from l0_core.continuation import Continuation, OverlapRemover, Resume
 from l0_core.drift import DriftDetector, create_detector
 from l0_core.errors import (
     KINDS,
+    ErrorCategory,
     ErrorCode,
     GuardrailError,
     L0Error,
@@ -264,6 +265,7 @@ class _Session:
         self._stop: L0Error | None = None
         self._cancelled_by_us = False
         self._items = 0  # non-text items, for the watchdog
+        self._validated = 0  # parts that passed every streaming check
         self._wd: _Watchdog | None = None
         self._total_handle: asyncio.TimerHandle | None = None
         self.started = False
@@ -368,6 +370,7 @@ class _Session:
                 it: Any = None
                 session: AdapterSession | None = None
                 delivered_from = len(st.parts)  # where this attempt's text starts
+                self._validated = delivered_from
                 checked = delivered_from  # parts already seen by streaming guardrails
                 drift_checked = delivered_from
                 dedup: OverlapRemover | None = None
@@ -433,10 +436,14 @@ class _Session:
                         parts.append(r)
                         countdown -= 1
                         if countdown <= 0:
-                            checked, drift_checked = self._tick(
-                                streaming_rules, detector, reported_drift, checked,
-                                drift_checked, delivered_from
-                            )
+                            try:
+                                checked, drift_checked = self._tick(
+                                    streaming_rules, detector, reported_drift, checked,
+                                    drift_checked, delivered_from
+                                )
+                            except L0Error:
+                                parts.pop()  # the rejected token is never delivered
+                                raise
                             countdown = self._countdown()
                         token = Token(r)
                         if cbs is not None:
@@ -568,7 +575,7 @@ class _Session:
                         and cont.continue_on_length
                     ):
                         self.emit(T.FINISH_REASON, finishReason="length")
-                        st.checkpoint_parts = len(parts)
+                        self._validated = len(parts)
                         raise L0Error(
                             "the model stopped at its output length limit; continuing",
                             ErrorCode.INCOMPLETE,
@@ -606,9 +613,7 @@ class _Session:
                     keep = delivered_from
                     continuing = cont is not None and (will_retry or will_fallback)
                     if continuing:
-                        keep = self._last_good(err, streaming_rules, checked)
-                        if err.code in (ErrorCode.GUARDRAIL_VIOLATION, ErrorCode.DRIFT_DETECTED):
-                            keep = min(keep, checked)
+                        keep = self._last_good(err, bool(streaming_rules or detector))
                     elif not (will_retry or will_fallback):
                         keep = len(st.parts)  # nothing more comes: keep what was delivered
                     strategy = (
@@ -641,7 +646,8 @@ class _Session:
                         if action == "halt-exhausted" and self.listeners:
                             self.emit(T.RETRY_GIVE_UP, attempt=attempt,
                                       maxAttempts=self._max_for(err), reason=reason)
-                        raise self._final_error(err, errors_seen) from None
+                        final = self._final_error(err, errors_seen)
+                        raise final from final.__cause__
                     if len(st.parts) > keep:
                         dropped = "".join(st.parts[keep:])
                         offset = len(st.content) - len(dropped)
@@ -650,7 +656,7 @@ class _Session:
                                   offset=offset, length=len(dropped), reason=err.code.value)
                         yield Discard(dropped, offset, attempt, err.code.value)
                     if continuing and keep > 0:
-                        st.checkpoint_parts = keep
+                        self._save_checkpoint(keep)
                         checkpoint = st.content
                         resume = Resume.build(checkpoint, keep, attempt + 1 if will_retry else 1,
                                               index + (1 if will_fallback else 0),
@@ -859,13 +865,20 @@ class _Session:
                             else ErrorCode.FATAL_GUARDRAIL_VIOLATION,
                             metadata={"driftTypes": new, "confidence": result.confidence},
                         )
-        if self.continuation is not None:
-            good = min(checked if rules else n, drift_checked if detector is not None else n)
-            if good > st.checkpoint_parts:
-                st.checkpoint_parts = good
-                if self.listeners:
-                    self.emit(T.CHECKPOINT_SAVED, checkpoint=st.checkpoint, tokenCount=good)
+        good = min(checked if rules else n, drift_checked if detector is not None else n)
+        self._validated = good
+        if (
+            self.continuation is not None
+            and good - st.checkpoint_parts >= self.intervals.checkpoint
+        ):
+            self._save_checkpoint(good)
         return checked, drift_checked
+
+    def _save_checkpoint(self, n_parts: int) -> None:
+        st = self.state
+        st.checkpoint_parts = n_parts
+        if self.listeners:
+            self.emit(T.CHECKPOINT_SAVED, checkpoint=st.checkpoint, tokenCount=n_parts)
 
     def _apply_violations(self, found: list[Violation], *, streaming: bool) -> None:
         st = self.state
@@ -914,12 +927,17 @@ class _Session:
         if found:
             self._apply_violations(found, streaming=False)
 
-    def _last_good(self, err: L0Error, rules: list[Rule], checked: int) -> int:
-        """How many parts are safe to continue from after ``err``."""
+    def _last_good(self, err: L0Error, checks: bool) -> int:
+        """How many parts are safe to continue from after ``err``.
+
+        After a content failure (a guardrail, drift, empty output) only the last
+        checkpoint is trusted; after a transport failure everything the streaming
+        checks passed is (everything delivered, when there are no checks).
+        """
         st = self.state
-        if rules:
-            return max(st.checkpoint_parts, min(checked, len(st.parts)))
-        return len(st.parts)
+        if err.category is ErrorCategory.CONTENT and err.code is not ErrorCode.INCOMPLETE:
+            return st.checkpoint_parts
+        return self._validated if checks else len(st.parts)
 
     def _max_for(self, err: L0Error) -> int:
         r = self.retry
