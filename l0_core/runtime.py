@@ -442,7 +442,7 @@ class _Session:
                                     drift_checked, delivered_from
                                 )
                             except L0Error:
-                                parts.pop()  # the rejected token is never delivered
+                                st._truncate(len(parts) - 1)  # never delivered
                                 raise
                             countdown = self._countdown()
                         token = Token(r)
