@@ -117,7 +117,7 @@ class Registry:
         name = getattr(thing, "name", None)
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise ConfigError(
-                f"{owner.label} registered a {self.kind[:-1].replace('_', ' ')} without a valid "
+                f"{owner.label} registered a {_singular(self.kind)} without a valid "
                 f"'name' attribute (got {name!r}); names are non-empty strings without spaces"
             )
         _validate(self.kind, thing, owner)
@@ -147,13 +147,13 @@ class Registry:
         if name in self._conflicts:
             owners = " and ".join(self._conflicts[name])
             raise ConfigError(
-                f"{self.kind[:-1].replace('_', ' ')} {name!r} is registered by both {owners}; "
+                f"{_singular(self.kind)} {name!r} is registered by both {owners}; "
                 f"uninstall one, or block one with {ENV_BLOCK}",
                 ErrorCode.UNKNOWN_PLUGIN,
             )
         entry = self._entries.get(name)
         if entry is None:
-            kind_label = self.kind[:-1].replace("_", " ")
+            kind_label = _singular(self.kind)
             hint = ""
             package = FIRST_PARTY.get((self.kind, name))
             if package:
@@ -170,6 +170,12 @@ class Registry:
         return name in self._entries and name not in self._conflicts
 
 
+def _singular(kind: Kind) -> str:
+    """``"retry_policies"`` -> ``"retry policy"``, ``"guardrails"`` -> ``"guardrail"``."""
+    label = kind.replace("_", " ")
+    return label[:-3] + "y" if label.endswith("ies") else label[:-1]
+
+
 def _validate(kind: Kind, thing: Any, owner: PluginRecord) -> None:
     if kind == "adapters":
         missing = [m for m in ("detect", "open") if not callable(getattr(thing, m, None))]
@@ -179,7 +185,7 @@ def _validate(kind: Kind, thing: Any, owner: PluginRecord) -> None:
             )
     elif not callable(thing):
         raise ConfigError(
-            f"{owner.label} registered {kind[:-1].replace('_', ' ')} {thing.name!r}, which is not "
+            f"{owner.label} registered {_singular(kind)} {thing.name!r}, which is not "
             f"callable; register a class or factory function"
         )
 

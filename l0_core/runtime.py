@@ -1081,6 +1081,26 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1000.0
 
 
+def _observer_listener(observer: Any) -> Callable[[ObservabilityEvent], Any]:
+    """A per-session listener from a registered name, a factory spec, a class or an object."""
+    if isinstance(observer, str):
+        observer = _plugins.get_host().registry("observers").get(observer)
+    if hasattr(observer, "create"):
+        made = observer.create()
+    elif isinstance(observer, type) or (
+        callable(observer) and not hasattr(observer, "on_event") and hasattr(observer, "name")
+    ):
+        made = observer()
+    else:
+        made = observer
+    on_event = getattr(made, "on_event", None)
+    if callable(on_event):
+        return on_event  # type: ignore[no-any-return]
+    if callable(made):
+        return made  # type: ignore[no-any-return]
+    raise TypeError(f"not an observer: {observer!r} (needs on_event(event) or to be callable)")
+
+
 class Stream:
     """What ``l0.run`` returns: iterate it for events, or ``await stream.read()``.
 
@@ -1228,8 +1248,7 @@ def run(
     if on_event is not None:
         listeners.append(on_event)
     for observer in (observers if observers is not None else cfg.observers) or ():
-        made = observer.create() if hasattr(observer, "create") else observer
-        listeners.append(made.on_event if hasattr(made, "on_event") else made)
+        listeners.append(_observer_listener(observer))
     given = {
         "on_start": on_start, "on_complete": on_complete, "on_error": on_error,
         "on_stream_event": on_stream_event, "on_violation": on_violation,

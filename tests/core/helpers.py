@@ -29,7 +29,7 @@ async def consume(stream: Any) -> Consumed:
             elif event.is_discard:
                 assert out.text[event.offset :] == event.text
                 out.text = out.text[: event.offset]
-    except BaseException as exc:  # noqa: BLE001 - the test inspects it
+    except BaseException as exc:
         out.error = exc
     return out
 

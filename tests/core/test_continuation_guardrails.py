@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -26,7 +27,7 @@ def test_find_overlap() -> None:
 
 def split(text: str, cuts: list[int]) -> list[str]:
     points = sorted({c % (len(text) + 1) for c in cuts} | {0, len(text)})
-    return [text[a:b] for a, b in zip(points, points[1:], strict=False) if text[a:b]]
+    return [text[a:b] for a, b in itertools.pairwise(points) if text[a:b]]
 
 
 @given(

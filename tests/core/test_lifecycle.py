@@ -290,3 +290,22 @@ async def test_every_callback_can_fire() -> None:
     assert fired["on_tool_call"] == [("f", "c", {})]
     assert fired["on_timeout"] == [("inter", 0.05)]
     assert fired["on_drift"] == [(["repetition"], 0.8)]
+
+
+async def test_observers_by_name_class_and_object() -> None:
+    class Counter:
+        name = "counter"
+
+        def __init__(self) -> None:
+            self.n = 0
+
+        def on_event(self, event: l0.ObservabilityEvent) -> None:
+            self.n += 1
+
+    instance = Counter()
+    stream = l0.run(stream=ScriptedSource([Script(["x"])]),
+                    observers=["logging", Counter, instance])
+    assert await stream.read() == "x"
+    assert instance.n > 3
+    with pytest.raises(l0.ConfigError, match="unknown observer"):
+        l0.run(stream=ScriptedSource([Script(["x"])]), observers=["nope"])

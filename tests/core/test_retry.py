@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -55,7 +54,7 @@ def test_retry_rejects_bad_values() -> None:
 @pytest.mark.parametrize(
     ("error", "code"),
     [
-        (asyncio.TimeoutError(), ErrorCode.TIMEOUT),
+        (TimeoutError(), ErrorCode.TIMEOUT),
         (ConnectionResetError(), ErrorCode.NETWORK_ERROR),
         (BrokenPipeError(), ErrorCode.NETWORK_ERROR),
         (HTTPError(429), ErrorCode.RATE_LIMITED),
@@ -143,7 +142,8 @@ async def test_retry_after_is_honoured_and_reported() -> None:
 
 
 async def test_retry_after_above_cap_moves_to_fallback_at_once() -> None:
-    primary = ScriptedSource([Script(["x"], fail_after=0, error=HTTPError(429, {"retry-after": "600"}))])
+    too_long = HTTPError(429, {"retry-after": "600"})
+    primary = ScriptedSource([Script(["x"], fail_after=0, error=too_long)])
     backup = ScriptedSource([Script(["backup"])])
     stream = l0.run(stream=primary, fallbacks=[backup], retry=l0.Retry(max_retry_after=30))
     assert await stream.read() == "backup"
@@ -170,7 +170,8 @@ async def test_should_retry_can_veto(is_async: bool) -> None:
         return veto(*args)
 
     source = ScriptedSource([Script(["x"], fail_after=0), Script(["ok"])])
-    got = await consume(l0.run(stream=source, retry=l0.Retry(should_retry=aveto if is_async else veto)))
+    retry = l0.Retry(should_retry=aveto if is_async else veto)
+    got = await consume(l0.run(stream=source, retry=retry))
     assert got.error is not None
     assert source.calls == 1
     assert calls == [(ErrorCode.NETWORK_ERROR, 0, "network")]
