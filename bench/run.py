@@ -1,0 +1,1104 @@
+"""L0's benchmark suite: ``python bench/run.py`` (``--quick`` for a smoke run).
+
+Everything runs in one process and one event loop, so every ratio compares
+numbers measured side by side:
+
+1. throughput - ns/token over pre-built token lists (str and OpenAI-shaped
+   chunks) at two stream lengths, for the raw floors, L0 at each feature level
+   (``FEATURES``) and optional contenders; the ratio to the matching raw floor
+   and how flat the per-token cost is in N;
+2. time to first token and the fixed cost of a session (1-token streams);
+3. peak memory of one stream (tracemalloc), the source building each item as
+   it is read, so only what is retained counts;
+4. concurrency - many streams at once through ``asyncio.gather``.
+
+Method: warm-up runs first; then rounds in which every contender runs once, in
+an order rotated each round; ``gc.collect()`` before each timed run; medians
+(and minima) over the rounds. Each contender's output is checked against the
+expected text before timing and after every timed run.
+
+Only ``l0_core`` and the standard library are needed. Contenders that need
+another package (``openai``, ``ai2070-l0``) run when it is installed and are
+listed as skipped, with the reason, otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import importlib
+import importlib.metadata
+import json
+import platform
+import random
+import re
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+try:
+    import l0_core as l0
+except ImportError:  # run from a clone without installing: use the clone's package
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import l0_core as l0
+from l0_core.testing import FakeChunk, FakeChunkAdapter, chunks
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+
+# ---------------------------------------------------------------------------------------------
+# Feature levels: the extension point. Each entry is a set of ``l0.run`` keyword arguments; the
+# throughput section runs one L0 row per level and stream kind (``l0-<level>-str`` and
+# ``l0-<level>-chunks``). Add guardrails, drift... here as they land, and give a level a ratio
+# budget in ``RATIO_BUDGET`` once one is agreed.
+# ---------------------------------------------------------------------------------------------
+
+
+def _ignore_token(text: str) -> None:
+    return None
+
+
+FEATURES: dict[str, dict[str, Any]] = {
+    "core": {},
+    "checkpoints": {"continue_from_last_good_token": True},
+    "callbacks": {"on_token": _ignore_token},
+}
+
+# Budgets, reported next to the numbers (never asserted).
+RATIO_BUDGET: dict[str, float] = {"core": 3.0}  # ns/token of the row <= budget x its raw floor
+FLAT_BUDGET = 1.2  # ns/token at the largest N <= 1.2 x ns/token at the smallest N
+MEMORY_FLAT_BUDGET = 1.2  # peak bytes/token at the largest N <= 1.2 x at the smallest N
+
+CONCURRENCY_BURST = 10  # the concurrent sources yield to the loop once per this many tokens
+
+
+@dataclass(frozen=True)
+class Settings:
+    quick: bool
+    sizes: tuple[int, ...]
+    warmup: int
+    rounds: dict[int, int]  # per N
+    session_batch: int  # 1-token sessions per timed sample
+    session_rounds: int
+    memory_repeats: int
+    streams: int
+    stream_tokens: int
+    concurrency_rounds: int
+    features: tuple[str, ...]
+    seed: int
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    quick = bool(args.quick)
+    if args.sizes:
+        sizes = tuple(int(s) for s in args.sizes.split(","))
+    else:
+        sizes = (200, 2_000) if quick else (2_000, 20_000)
+    if len(sizes) < 1 or any(n < 1 for n in sizes):
+        raise SystemExit("--sizes: give positive token counts, e.g. 2000,20000")
+    sizes = tuple(sorted(set(sizes)))
+    features = tuple(args.features.split(",")) if args.features else tuple(FEATURES)
+    unknown = [f for f in features if f not in FEATURES]
+    if unknown:
+        raise SystemExit(f"--features: unknown {unknown}; known: {list(FEATURES)}")
+    if "core" not in features:
+        features = ("core", *features)
+
+    def rounds_for(n: int) -> int:
+        if args.rounds:
+            return int(args.rounds)
+        if quick:
+            return 3
+        return max(21, min(101, 200_000 // n + 1))  # 101 rounds at 2 000, 21 at 20 000
+
+    return Settings(
+        quick=quick,
+        sizes=sizes,
+        warmup=1 if quick else 3,
+        rounds={n: rounds_for(n) for n in sizes},
+        session_batch=20 if quick else 400,
+        session_rounds=3 if quick else 31,
+        memory_repeats=1 if quick else 3,
+        streams=50 if quick else 1_000,
+        stream_tokens=50 if quick else 200,
+        concurrency_rounds=2 if quick else 11,
+        features=features,
+        seed=int(args.seed),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokens: a seeded generator of BPE-like pieces (~5 characters on average) cut from prose,
+# one-line JSON and markdown.
+# ---------------------------------------------------------------------------------------------
+
+_WORD_LIST = (
+    "the of and to a in is that for it as with was on be by this are from at or an have not "
+    "which but can will we you they its if all one more when there each only into other time "
+    "stream token model retry fallback network provider output text response request latency "
+    "budget timer rule drift checkpoint continuation reliability transport stalled dropped "
+    "garbage consumer event session attempt observability callback adapter plugin "
+    "configuration environment variable deployment production throughput memory concurrency "
+    "benchmark measurement overhead python asynchronous generator iterator function argument "
+    "parameter result exception error message value content delivered abandoned announced "
+    "honest contract seamless boundary repeated removed because between without through "
+    "however although several important different following available"
+)
+_WORDS = tuple(_WORD_LIST.split())
+_KEYS = ("id", "name", "model", "score", "tags", "ok", "items", "created", "usage", "role")
+_CODE = (
+    "async for event in stream:",
+    "    if event.is_token:",
+    "        print(event.text, end='')",
+    "text = await l0.run(stream=tokens).read()",
+    "retry = l0.Retry(max_attempts=3)",
+)
+# GPT-2-like pre-tokenisation: contractions, words with their leading space, numbers,
+# punctuation runs, whitespace.
+_MERGE = 0.4  # how often a short punctuation piece joins the next piece
+_PIECE = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^\sA-Za-z0-9]+|\s+")
+
+
+class TokenGenerator:
+    """Deterministic BPE-like tokens: ``TokenGenerator(seed).tokens(n)``."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        # Zipf-like word weights: short, common words come up most.
+        self.weights = [1.0 / (rank + 1) ** 0.3 for rank in range(len(_WORDS))]
+
+    def _words(self, n: int) -> list[str]:
+        return self.rng.choices(_WORDS, self.weights, k=n)
+
+    def _sentence(self) -> str:
+        words = self._words(self.rng.randint(6, 20))
+        words[0] = words[0].capitalize()
+        if self.rng.random() < 0.3:
+            words.insert(self.rng.randint(1, len(words) - 1), str(self.rng.randint(1, 99_999)))
+        if self.rng.random() < 0.3:
+            i = self.rng.randint(1, len(words) - 1)
+            words[i] += ","
+        return " ".join(words) + self.rng.choice(".....?!")
+
+    def _prose(self) -> str:
+        return " ".join(self._sentence() for _ in range(self.rng.randint(2, 6))) + "\n\n"
+
+    def _json(self) -> str:
+        rng = self.rng
+        obj: dict[str, Any] = {}
+        for key in rng.sample(_KEYS, rng.randint(3, 7)):
+            kind = rng.random()
+            if kind < 0.3:
+                obj[key] = " ".join(self._words(rng.randint(1, 4)))
+            elif kind < 0.5:
+                obj[key] = rng.randint(0, 10 ** rng.randint(1, 9))
+            elif kind < 0.65:
+                obj[key] = round(rng.random() * 100, rng.randint(1, 4))
+            elif kind < 0.75:
+                obj[key] = rng.random() < 0.5
+            elif kind < 0.9:
+                obj[key] = self._words(rng.randint(1, 4))
+            else:
+                obj[key] = {"prompt_tokens": rng.randint(1, 4000), "total": rng.randint(1, 9000)}
+        return json.dumps(obj) + "\n"
+
+    def _markdown(self) -> str:
+        rng = self.rng
+        title = " ".join(w.capitalize() for w in self._words(rng.randint(2, 5)))
+        out = [f"{'#' * rng.randint(1, 3)} {title}\n\n"]
+        for _ in range(rng.randint(2, 5)):
+            words = self._words(rng.randint(3, 10))
+            if rng.random() < 0.4:
+                words[0] = f"**{words[0]}**"
+            if rng.random() < 0.3:
+                words[-1] = f"`{words[-1]}()`"
+            out.append(f"- {' '.join(words)}\n")
+        if rng.random() < 0.5:
+            lines = rng.sample(_CODE, rng.randint(1, 3))
+            out.append("\n```python\n" + "\n".join(lines) + "\n```\n")
+        out.append("\n")
+        return "".join(out)
+
+    def _split(self, piece: str) -> list[str]:
+        """Cut a long word or number into sub-word pieces, as a BPE vocabulary would."""
+        rng = self.rng
+        body = piece.strip()
+        if body.isdigit():
+            lead = " " if piece.startswith(" ") else ""
+            groups = [body[i : i + 3] for i in range(0, len(body), 3)]
+            groups[0] = lead + groups[0]
+            return groups
+        if len(piece) <= rng.randint(9, 13):
+            return [piece]
+        out = []
+        i = 0
+        while i < len(piece):
+            step = rng.randint(4, 8)
+            out.append(piece[i : i + step])
+            i += step
+        return out
+
+    def tokens(self, n: int) -> list[str]:
+        out: list[str] = []
+        makers = (self._prose, self._prose, self._json, self._markdown)
+        while len(out) < n:
+            text = self.rng.choice(makers)()
+            pieces = [p for piece in _PIECE.findall(text) for p in self._split(piece) if p]
+            # merged short pieces, as a trained vocabulary has (").", " **", ".\n\n"...)
+            i = 0
+            while i < len(pieces):
+                piece = pieces[i]
+                short = len(piece) <= 2 and not piece.strip().isalpha()
+                if short and i + 1 < len(pieces) and self.rng.random() < _MERGE:
+                    pieces[i + 1] = piece + pieces[i + 1]
+                else:
+                    out.append(piece)
+                i += 1
+        del out[n:]
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources and consumers. A "runner" consumes one whole stream and returns its text.
+# ---------------------------------------------------------------------------------------------
+
+Runner = Callable[[], Awaitable[str]]
+Factory = Callable[[], AsyncIterator[Any]]
+T_ = TypeVar("T_")
+
+
+def _source(items: Sequence[Any]) -> Factory:
+    async def gen() -> AsyncIterator[Any]:
+        for t in items:
+            yield t
+
+    return gen
+
+
+def _raw_str(items: Sequence[str]) -> Runner:
+    gen = _source(items)
+
+    async def once() -> str:
+        parts: list[str] = []
+        async for t in gen():
+            parts.append(t)  # noqa: PERF401 - the loop is what is measured
+        return "".join(parts)
+
+    return once
+
+
+def _raw_chunks(items: Sequence[Any]) -> Runner:
+    gen = _source(items)
+
+    async def once() -> str:
+        parts: list[str] = []
+        async for chunk in gen():
+            t = chunk.choices[0].delta.content
+            if t:
+                parts.append(t)
+        return "".join(parts)
+
+    return once
+
+
+def _l0_runner(source: Factory, kwargs: Mapping[str, Any]) -> Runner:
+    options = dict(kwargs)
+
+    async def once() -> str:
+        parts: list[Any] = []
+        stream = l0.run(stream=source, **options)
+        async for ev in stream:
+            if ev.is_token:
+                parts.append(ev.text)  # noqa: PERF401 - the loop is what is measured
+        return "".join(parts)
+
+    return once
+
+
+def _ai2070_runner(mod: Any, source: Factory, kwargs: Mapping[str, Any]) -> Runner:
+    options = dict(kwargs)
+
+    async def once() -> str:
+        parts: list[Any] = []
+        stream = await mod.run(stream=source, **options)
+        async for ev in stream:
+            if ev.is_token:
+                parts.append(ev.text)  # noqa: PERF401 - the loop is what is measured
+        return "".join(parts)
+
+    return once
+
+
+# ---------------------------------------------------------------------------------------------
+# Optional contenders
+# ---------------------------------------------------------------------------------------------
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _openai_chunk_maker() -> Callable[[str | None, str | None], Any] | None:
+    """A constructor of real ``openai`` ChatCompletionChunk objects, or None."""
+    try:
+        types = importlib.import_module("openai.types.chat")
+        parts = importlib.import_module("openai.types.chat.chat_completion_chunk")
+    except ImportError:
+        return None
+    chunk_cls = types.ChatCompletionChunk
+    choice_cls = parts.Choice
+    delta_cls = parts.ChoiceDelta
+
+    def make(content: str | None, finish_reason: str | None) -> Any:
+        return chunk_cls(
+            id="chatcmpl-bench",
+            object="chat.completion.chunk",
+            created=1_700_000_000,
+            model="gpt-4o-mini",
+            choices=[
+                choice_cls(index=0, delta=delta_cls(content=content), finish_reason=finish_reason)
+            ],
+        )
+
+    return make
+
+
+def _openai_chunks(
+    make: Callable[[str | None, str | None], Any], texts: Sequence[str]
+) -> list[Any]:
+    return [*(make(t, None) for t in texts), make(None, "stop")]
+
+
+def _l0_adapter_registered(name: str) -> bool:
+    try:
+        from l0_core.plugins import get_host
+
+        return name in get_host().registry("adapters")
+    except Exception:
+        return False
+
+
+def _ai2070() -> Any:
+    """The ``ai2070-l0`` package (import name ``l0``), or None."""
+    if _version("ai2070-l0") is None:
+        return None
+    try:
+        mod = importlib.import_module("l0")
+    except Exception:
+        return None
+    return mod if callable(getattr(mod, "run", None)) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing
+# ---------------------------------------------------------------------------------------------
+
+
+async def _interleaved(
+    samplers: Mapping[str, Callable[[], Awaitable[T_]]], rounds: int, warmup: int
+) -> dict[str, list[T_]]:
+    """Warm-up runs, then ``rounds`` rounds over every sampler, the order rotated each round,
+    ``gc.collect()`` before each timed run.
+
+    Streams over pre-built lists never suspend, so without help the event loop would not run
+    between samples; ``asyncio.sleep(0)`` before each one lets it do its housekeeping (drop
+    cancelled timer handles), as it does between network reads in real use.
+    """
+    names = list(samplers)
+    for _ in range(warmup):
+        for name in names:
+            await samplers[name]()
+    out: dict[str, list[T_]] = {name: [] for name in names}
+    for r in range(rounds):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            await asyncio.sleep(0)
+            gc.collect()
+            out[name].append(await samplers[name]())
+    return out
+
+
+def _timed(runner: Runner, expected: str, name: str) -> Callable[[], Awaitable[int]]:
+    async def sample() -> int:
+        t0 = time.perf_counter_ns()
+        text = await runner()
+        dt = time.perf_counter_ns() - t0
+        if text != expected:
+            raise AssertionError(f"{name}: the output changed between runs")
+        return dt
+
+    return sample
+
+
+@dataclass
+class Row:
+    name: str
+    kind: str  # str | chunks | openai
+    floor: str  # the raw row this one is compared with ("" for a floor)
+    feature: str | None  # an L0 feature level, or None
+    contender: str  # raw | l0_core | ai2070-l0
+    runners: dict[int, Runner] = field(default_factory=dict)
+
+
+@dataclass
+class Skipped:
+    name: str
+    reason: str
+
+
+async def _check(runner: Runner, expected: str) -> str | None:
+    """None if ``runner`` produces ``expected``, else why not."""
+    try:
+        text = await runner()
+    except Exception as exc:
+        return f"raised {type(exc).__name__}: {exc}"
+    if text != expected:
+        return f"wrong output: {len(text)} chars instead of {len(expected)}"
+    return None
+
+
+def _stats(samples: Sequence[float], n: int) -> dict[str, float]:
+    return {
+        "median_ns": statistics.median(samples) / n,
+        "min_ns": min(samples) / n,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Throughput
+# ---------------------------------------------------------------------------------------------
+
+
+def _build_rows(
+    s: Settings,
+    items: Mapping[int, dict[str, Sequence[Any]]],
+    ai: Any,
+    openai_ok: bool,
+    skipped: list[Skipped],
+) -> list[Row]:
+    """Every throughput row, with a runner per N."""
+    adapter = FakeChunkAdapter()
+    rows: list[Row] = [
+        Row("raw-str", "str", "", None, "raw"),
+        Row("raw-chunks", "chunks", "", None, "raw"),
+    ]
+    for feature in s.features:
+        rows.append(Row(f"l0-{feature}-str", "str", "raw-str", feature, "l0_core"))
+        rows.append(Row(f"l0-{feature}-chunks", "chunks", "raw-chunks", feature, "l0_core"))
+    openai_adapter = _l0_adapter_registered("openai")
+    if openai_ok:
+        rows.append(Row("raw-openai", "openai", "", None, "raw"))
+        if openai_adapter:
+            rows.append(Row("l0-core-openai", "openai", "raw-openai", "core", "l0_core"))
+        else:
+            skipped.append(
+                Skipped(
+                    "l0-core-openai",
+                    "no adapter named 'openai' is registered (install the l0-openai plugin)",
+                )
+            )
+        rows.append(Row("l0-core-openai-local", "openai", "raw-openai", "core", "l0_core"))
+    else:
+        skipped.append(
+            Skipped("raw-openai / l0-core-openai", "the openai package is not installed")
+        )
+    if ai is not None:
+        rows.append(Row("ai2070-l0-str", "str", "raw-str", None, "ai2070-l0"))
+        rows.append(Row("ai2070-l0-chunks", "chunks", "raw-chunks", None, "ai2070-l0"))
+        if openai_ok:
+            rows.append(Row("ai2070-l0-openai", "openai", "raw-openai", None, "ai2070-l0"))
+    else:
+        skipped.append(Skipped("ai2070-l0-*", "ai2070-l0 (import name l0) is not installed"))
+
+    for n in s.sizes:
+        its = items[n]
+        for row in rows:
+            src = _source(its[row.kind])
+            if row.contender == "raw":
+                row.runners[n] = (
+                    _raw_str(its["str"]) if row.kind == "str" else _raw_chunks(its[row.kind])
+                )
+            elif row.contender == "l0_core":
+                kwargs = dict(FEATURES[row.feature or "core"])
+                if row.name == "l0-core-openai":
+                    kwargs["adapter"] = "openai"
+                elif row.kind != "str":
+                    kwargs["adapter"] = adapter
+                row.runners[n] = _l0_runner(src, kwargs)
+            else:
+                opts: dict[str, Any] = {} if row.kind == "str" else {"adapter": "openai"}
+                row.runners[n] = _ai2070_runner(ai, src, opts)
+    return rows
+
+
+async def throughput(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
+    make_openai = _openai_chunk_maker()
+    ai = _ai2070()
+    gen = TokenGenerator(s.seed)
+    skipped: list[Skipped] = []
+    all_tokens = gen.tokens(max(s.sizes))
+    items: dict[int, dict[str, Sequence[Any]]] = {}
+    expected: dict[int, str] = {}
+    for n in s.sizes:
+        toks = all_tokens[:n]
+        items[n] = {"str": toks, "chunks": chunks(toks)}
+        if make_openai is not None:
+            items[n]["openai"] = _openai_chunks(make_openai, toks)
+        expected[n] = "".join(toks)
+    rows = _build_rows(s, items, ai, make_openai is not None, skipped)
+    del items  # the runners hold what they need
+    # The inputs live for the whole section: move them out of the collector's sight, so that
+    # gc.collect() before each timed run stays cheap (~100 ms each otherwise, with 20 000
+    # pydantic chunks) and the collections during a run see only what the run allocates.
+    gc.collect()
+    gc.freeze()
+    try:
+        return await _throughput_timed(s, log, rows, expected, skipped, all_tokens)
+    finally:
+        gc.unfreeze()
+
+
+async def _throughput_timed(
+    s: Settings,
+    log: Callable[[str], None],
+    rows: list[Row],
+    expected: Mapping[int, str],
+    skipped: list[Skipped],
+    all_tokens: Sequence[str],
+) -> dict[str, Any]:
+
+    # correctness first: a contender that does not produce the text is not timed
+    kept: list[Row] = []
+    for row in rows:
+        why = None
+        for n in s.sizes:
+            why = await _check(row.runners[n], expected[n])
+            if why is not None:
+                break
+        if why is None:
+            kept.append(row)
+        elif row.contender in ("raw", "l0_core") and row.name != "l0-core-openai":
+            raise SystemExit(f"{row.name}: {why}")
+        else:
+            skipped.append(Skipped(row.name, why))
+    rows = kept
+
+    results: dict[str, dict[int, dict[str, float]]] = {row.name: {} for row in rows}
+    for n in s.sizes:
+        log(f"  throughput N={n}: {len(rows)} rows x {s.rounds[n]} rounds")
+        samplers = {row.name: _timed(row.runners[n], expected[n], row.name) for row in rows}
+        samples = await _interleaved(samplers, s.rounds[n], s.warmup)
+        for row in rows:
+            results[row.name][n] = _stats(samples[row.name], n)
+        gc.collect()
+
+    lo, hi = min(s.sizes), max(s.sizes)
+    out_rows: list[dict[str, Any]] = []
+    for row in rows:
+        per_n: dict[str, Any] = {}
+        for n in s.sizes:
+            r = dict(results[row.name][n])
+            if row.floor:
+                floor = results[row.floor][n]
+                r["ratio"] = r["median_ns"] / floor["median_ns"]
+                r["ratio_min"] = r["min_ns"] / floor["min_ns"]
+            per_n[str(n)] = r
+        flat = results[row.name][hi]["median_ns"] / results[row.name][lo]["median_ns"]
+        budget = RATIO_BUDGET.get(row.feature or "") if row.contender == "l0_core" else None
+        ratios = [per_n[str(n)].get("ratio") for n in s.sizes]
+        out_rows.append(
+            {
+                "name": row.name,
+                "kind": row.kind,
+                "floor": row.floor or None,
+                "feature": row.feature,
+                "contender": row.contender,
+                "n": per_n,
+                "flatness": flat,
+                "flat_ok": flat <= FLAT_BUDGET,
+                "ratio_budget": budget,
+                "ratio_ok": None
+                if budget is None
+                else all(x is not None and x <= budget for x in ratios),
+            }
+        )
+    chars = sum(len(t) for t in all_tokens) / len(all_tokens)
+    return {
+        "sizes": list(s.sizes),
+        "rounds": {str(n): s.rounds[n] for n in s.sizes},
+        "chars_per_token": chars,
+        "rows": out_rows,
+        "skipped": [{"name": k.name, "reason": k.reason} for k in skipped],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Time to first token and the fixed cost of a session
+# ---------------------------------------------------------------------------------------------
+
+
+def _session_sampler(
+    kind: str, use_l0: bool, batch: int
+) -> Callable[[], Awaitable[tuple[int, int]]]:
+    """``batch`` 1-token sessions; returns (sum of times to first token, sum of session times)."""
+    items: list[Any] = ["Hello"] if kind == "str" else chunks(["Hello"])
+    gen = _source(items)
+    adapter = FakeChunkAdapter()
+    options: dict[str, Any] = {} if kind == "str" else {"adapter": adapter}
+    perf = time.perf_counter_ns
+
+    async def raw_session() -> tuple[int, int, str]:
+        t0 = perf()
+        parts: list[str] = []
+        it = gen()
+        first = await anext(it)
+        t = first if kind == "str" else first.choices[0].delta.content
+        parts.append(t)
+        t1 = perf()
+        async for item in it:
+            t = item if kind == "str" else item.choices[0].delta.content
+            if t:
+                parts.append(t)
+        text = "".join(parts)
+        return t1 - t0, perf() - t0, text
+
+    async def l0_session() -> tuple[int, int, str]:
+        t0 = perf()
+        parts: list[Any] = []
+        events = aiter(l0.run(stream=gen, **options))
+        ev = await anext(events)
+        parts.append(ev.text)
+        t1 = perf()
+        async for ev in events:
+            if ev.is_token:
+                parts.append(ev.text)  # noqa: PERF401 - the loop is what is measured
+        text = "".join(parts)
+        return t1 - t0, perf() - t0, text
+
+    one = l0_session if use_l0 else raw_session
+
+    async def sample() -> tuple[int, int]:
+        ttft = total = 0
+        for _ in range(batch):
+            a, b, text = await one()
+            if text != "Hello":
+                raise AssertionError(f"1-token session ({kind}, l0={use_l0}) gave {text!r}")
+            ttft += a
+            total += b
+            await asyncio.sleep(0)  # untimed: let the loop run, as between real requests
+        return ttft, total
+
+    return sample
+
+
+async def sessions(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
+    samplers = {
+        "raw-str": _session_sampler("str", False, s.session_batch),
+        "l0-core-str": _session_sampler("str", True, s.session_batch),
+        "raw-chunks": _session_sampler("chunks", False, s.session_batch),
+        "l0-core-chunks": _session_sampler("chunks", True, s.session_batch),
+    }
+    log(f"  sessions: {len(samplers)} rows x {s.session_rounds} rounds x {s.session_batch}")
+    samples = await _interleaved(samplers, s.session_rounds, s.warmup)
+    rows: list[dict[str, Any]] = []
+    for name, got in samples.items():
+        ttft = [a / s.session_batch for a, _ in got]
+        total = [b / s.session_batch for _, b in got]
+        rows.append(
+            {
+                "name": name,
+                "ttft_median_ns": statistics.median(ttft),
+                "ttft_min_ns": min(ttft),
+                "session_median_ns": statistics.median(total),
+                "session_min_ns": min(total),
+            }
+        )
+    by = {r["name"]: r for r in rows}
+    for r in rows:
+        if r["name"].startswith("l0-"):
+            floor = by["raw-" + r["name"].split("-")[-1]]
+            r["overhead_ttft_ns"] = r["ttft_median_ns"] - floor["ttft_median_ns"]
+            r["overhead_session_ns"] = r["session_median_ns"] - floor["session_median_ns"]
+    return {"batch": s.session_batch, "rounds": s.session_rounds, "rows": rows}
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Peak memory of one stream
+# ---------------------------------------------------------------------------------------------
+
+
+def _fresh_source(encoded: Sequence[bytes], kind: str) -> Factory:
+    """A source that builds each item when it is read (so the input is not counted)."""
+    if kind == "str":
+
+        async def gen_str() -> AsyncIterator[Any]:
+            for b in encoded:
+                yield b.decode()
+
+        return gen_str
+
+    async def gen_chunks() -> AsyncIterator[Any]:
+        for b in encoded:
+            yield FakeChunk(b.decode())
+        yield FakeChunk(None, "stop")
+
+    return gen_chunks
+
+
+async def _peak(runner: Runner, expected: str) -> int:
+    gc.collect()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        text = await runner()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    if text != expected:
+        raise AssertionError("memory run: wrong output")
+    return peak
+
+
+def _consume_raw(source: Factory, kind: str) -> Runner:
+    async def once() -> str:
+        parts: list[str] = []
+        async for item in source():
+            t = item if kind == "str" else item.choices[0].delta.content
+            if t:
+                parts.append(t)
+        return "".join(parts)
+
+    return once
+
+
+async def memory(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
+    toks = TokenGenerator(s.seed + 1).tokens(max(s.sizes))
+    adapter = FakeChunkAdapter()
+    rows: list[dict[str, Any]] = []
+    log(f"  memory: N={list(s.sizes)}")
+    for kind in ("str", "chunks"):
+        for name, use_l0 in ((f"raw-{kind}", False), (f"l0-core-{kind}", True)):
+            row: dict[str, Any] = {"name": name, "n": {}}
+            for n in s.sizes:
+                encoded = [t.encode() for t in toks[:n]]
+                expected = "".join(toks[:n])
+                source = _fresh_source(encoded, kind)
+                if use_l0:
+                    opts: dict[str, Any] = {} if kind == "str" else {"adapter": adapter}
+                    runner = _l0_runner(source, opts)
+                else:
+                    runner = _consume_raw(source, kind)
+                await runner()  # warm: imports, caches
+                peaks = [await _peak(runner, expected) for _ in range(s.memory_repeats)]
+                peak = statistics.median(peaks)
+                row["n"][str(n)] = {
+                    "peak_bytes": peak,
+                    "bytes_per_token": peak / n,
+                    "text_bytes": len(expected),
+                }
+            lo, hi = row["n"][str(min(s.sizes))], row["n"][str(max(s.sizes))]
+            row["flatness"] = hi["bytes_per_token"] / lo["bytes_per_token"]
+            row["flat_ok"] = row["flatness"] <= MEMORY_FLAT_BUDGET
+            rows.append(row)
+    by = {r["name"]: r for r in rows}
+    for r in rows:
+        if r["name"].startswith("l0-"):
+            floor = by["raw-" + r["name"].split("-")[-1]]
+            for n, v in r["n"].items():
+                v["ratio"] = v["peak_bytes"] / floor["n"][n]["peak_bytes"]
+    return {"sizes": list(s.sizes), "rows": rows}
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Concurrency
+# ---------------------------------------------------------------------------------------------
+
+
+def _bursty_source(items: Sequence[str], burst: int) -> Factory:
+    bursts = [items[i : i + burst] for i in range(0, len(items), burst)]
+
+    async def gen() -> AsyncIterator[Any]:
+        for b in bursts:
+            await asyncio.sleep(0)  # one "network read" per burst: lets the others run
+            for t in b:
+                yield t
+
+    return gen
+
+
+async def concurrency(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
+    toks = TokenGenerator(s.seed + 2).tokens(s.stream_tokens)
+    expected = "".join(toks)
+    source = _bursty_source(toks, CONCURRENCY_BURST)
+
+    async def raw_one() -> str:
+        parts: list[str] = []
+        async for t in source():
+            parts.append(t)  # noqa: PERF401 - the loop is what is measured
+        return "".join(parts)
+
+    l0_one = _l0_runner(source, {})
+
+    def many(one: Runner) -> Callable[[], Awaitable[int]]:
+        async def sample() -> int:
+            t0 = time.perf_counter_ns()
+            texts = await asyncio.gather(*(one() for _ in range(s.streams)))
+            dt = time.perf_counter_ns() - t0
+            if any(t != expected for t in texts):
+                raise AssertionError("concurrency: wrong output")
+            return dt
+
+        return sample
+
+    log(
+        f"  concurrency: {s.streams} streams x {s.stream_tokens} tokens "
+        f"x {s.concurrency_rounds} rounds"
+    )
+    samples = await _interleaved(
+        {"raw-str": many(raw_one), "l0-core-str": many(l0_one)}, s.concurrency_rounds, 1
+    )
+    total = s.streams * s.stream_tokens
+    rows: list[dict[str, Any]] = []
+    for name, got in samples.items():
+        rows.append(
+            {
+                "name": name,
+                "wall_median_ms": statistics.median(got) / 1e6,
+                "wall_min_ms": min(got) / 1e6,
+                "ns_per_token": statistics.median(got) / total,
+                "ns_per_token_min": min(got) / total,
+            }
+        )
+    rows[1]["ratio"] = rows[1]["wall_median_ms"] / rows[0]["wall_median_ms"]
+    return {
+        "streams": s.streams,
+        "tokens_per_stream": s.stream_tokens,
+        "burst": CONCURRENCY_BURST,
+        "rounds": s.concurrency_rounds,
+        "rows": rows,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+
+
+def _ok(flag: bool | None) -> str:
+    return "-" if flag is None else ("PASS" if flag else "over budget")
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out.extend(
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    )
+    return "\n".join(out)
+
+
+def report(res: Mapping[str, Any]) -> str:
+    out: list[str] = []
+    meta = res["meta"]
+    out.append(
+        f"L0 benchmarks - l0_core {meta['l0_core']}, Python {meta['python']}, "
+        f"{meta['cpus']} CPUs, {meta['platform']}{' (quick)' if meta['quick'] else ''}"
+    )
+    tp = res["throughput"]
+    sizes = tp["sizes"]
+    lo, hi = min(sizes), max(sizes)
+    out.append("")
+    out.append(
+        f"1. Throughput (ns/token, median [min]; ratio = median / the raw floor's median; "
+        f"{tp['chars_per_token']:.2f} chars/token)"
+    )
+    rows = []
+    for r in tp["rows"]:
+        cells = [r["name"]]
+        for n in sizes:
+            v = r["n"][str(n)]
+            cells.append(f"{v['median_ns']:.0f} [{v['min_ns']:.0f}]")
+            cells.append(f"{v['ratio']:.2f}x" if "ratio" in v else "-")
+        cells.append(f"{r['flatness']:.2f} {_ok(r['flat_ok'])}")
+        budget = r["ratio_budget"]
+        cells.append("-" if budget is None else f"<={budget:g}x {_ok(r['ratio_ok'])}")
+        rows.append(cells)
+    headers = ["row"]
+    for n in sizes:
+        headers += [f"N={n}", "ratio"]
+    headers += [f"{hi}/{lo} (<={FLAT_BUDGET})", "budget"]
+    out.append(_table(headers, rows))
+    out.extend(f"  skipped {sk['name']}: {sk['reason']}" for sk in tp["skipped"])
+
+    se = res["sessions"]
+    out.append("")
+    out.append(
+        f"2. Time to first token and fixed cost of a 1-token session (us, median [min] "
+        f"of {se['rounds']} x {se['batch']} sessions)"
+    )
+    rows = []
+    for r in se["rows"]:
+        rows.append(
+            [
+                r["name"],
+                f"{r['ttft_median_ns'] / 1e3:.2f} [{r['ttft_min_ns'] / 1e3:.2f}]",
+                f"{r['session_median_ns'] / 1e3:.2f} [{r['session_min_ns'] / 1e3:.2f}]",
+                f"+{r['overhead_ttft_ns'] / 1e3:.2f}" if "overhead_ttft_ns" in r else "-",
+                f"+{r['overhead_session_ns'] / 1e3:.2f}" if "overhead_session_ns" in r else "-",
+            ]
+        )
+    out.append(_table(["row", "TTFT", "session", "TTFT - raw", "session - raw"], rows))
+
+    me = res["memory"]
+    out.append("")
+    out.append("3. Peak memory of one stream (tracemalloc; items built as read)")
+    rows = []
+    for r in me["rows"]:
+        cells = [r["name"]]
+        for n in me["sizes"]:
+            v = r["n"][str(n)]
+            cells.append(f"{v['peak_bytes'] / 1024:.0f} KiB")
+            cells.append(f"{v['bytes_per_token']:.0f}")
+            cells.append(f"{v['ratio']:.2f}x" if "ratio" in v else "-")
+        cells.append(f"{r['flatness']:.2f} {_ok(r['flat_ok'])}")
+        rows.append(cells)
+    headers = ["row"]
+    for n in me["sizes"]:
+        headers += [f"peak N={n}", "B/token", "ratio"]
+    headers.append(
+        f"O(text): B/token {max(me['sizes'])}/{min(me['sizes'])} (<={MEMORY_FLAT_BUDGET})"
+    )
+    out.append(_table(headers, rows))
+
+    co = res["concurrency"]
+    out.append("")
+    out.append(
+        f"4. Concurrency: {co['streams']} streams x {co['tokens_per_stream']} tokens, "
+        f"asyncio.gather (the source yields to the loop every {co['burst']} tokens)"
+    )
+    rows = []
+    for r in co["rows"]:
+        rows.append(
+            [
+                r["name"],
+                f"{r['wall_median_ms']:.1f} [{r['wall_min_ms']:.1f}]",
+                f"{r['ns_per_token']:.0f} [{r['ns_per_token_min']:.0f}]",
+                f"{r['ratio']:.2f}x" if "ratio" in r else "-",
+            ]
+        )
+    out.append(_table(["row", "wall ms", "ns/token", "ratio"], rows))
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------------------------
+
+
+def _meta(s: Settings) -> dict[str, Any]:
+    import os
+
+    return {
+        "l0_core": l0.__version__,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": f"{platform.system()} {platform.machine()}",
+        "cpus": os.cpu_count(),
+        "quick": s.quick,
+        "seed": s.seed,
+        "features": list(s.features),
+        "openai": _version("openai"),
+        "ai2070-l0": _version("ai2070-l0"),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+async def main_async(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
+    res: dict[str, Any] = {"meta": _meta(s)}
+    t0 = time.perf_counter()
+    sections = (
+        ("throughput", throughput),
+        ("sessions", sessions),
+        ("memory", memory),
+        ("concurrency", concurrency),
+    )
+    for name, section in sections:
+        t1 = time.perf_counter()
+        res[name] = await section(s, log)
+        res[name]["seconds"] = time.perf_counter() - t1
+        log(f"  {name}: {res[name]['seconds']:.1f} s")
+    res["meta"]["seconds"] = time.perf_counter() - t0
+    res["budgets"] = {
+        "ratio": RATIO_BUDGET,
+        "flatness": FLAT_BUDGET,
+        "memory_flatness": MEMORY_FLAT_BUDGET,
+    }
+    return res
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--quick", action="store_true", help="a fast smoke run (small N, few rounds)")
+    p.add_argument(
+        "--sizes",
+        help="stream lengths in tokens, comma separated (default 2000,20000; --quick 200,2000)",
+    )
+    p.add_argument("--rounds", type=int, help="timed rounds per size (default: by size)")
+    p.add_argument(
+        "--features", help=f"L0 feature levels to run (default all: {','.join(FEATURES)})"
+    )
+    p.add_argument("--seed", type=int, default=2070, help="token generator seed")
+    p.add_argument("--out", type=Path, help="write the JSON here (default: bench/results/)")
+    p.add_argument("--json", action="store_true", help="print the JSON instead of the table")
+    args = p.parse_args(argv)
+    s = _settings(args)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    res = asyncio.run(main_async(s, log))
+    text = json.dumps(res, indent=2, sort_keys=False)
+    if args.out is not None:
+        paths = [args.out]
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        paths = [
+            RESULTS / f"bench-{stamp}{'-quick' if s.quick else ''}.json",
+            RESULTS / "latest.json",
+        ]
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n", encoding="utf-8")
+    if args.json:
+        print(text)
+    else:
+        print(report(res))
+        print(f"\nwrote {', '.join(_display(p) for p in paths)}")
+    return 0
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,22 @@
+"""Fixtures for the OpenAI integration tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from l0_core import plugins
+from l0_core.testing import instant_backoff
+
+
+@pytest.fixture(autouse=True)
+def _openai_plugin() -> Iterator[None]:
+    """The l0-openai plugin is found through its entry point; make sure of it."""
+    host = plugins.get_host()
+    if "openai" not in host.registry("adapters"):
+        import l0_openai.plugin
+
+        host.register(l0_openai.plugin, "l0-openai")
+    with instant_backoff():
+        yield

@@ -1,0 +1,348 @@
+"""The ``openai`` and ``openai-responses`` adapters on pre-built SDK objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from openai._models import construct_type
+from openai.types.chat import ChatCompletionChunk
+from openai.types.responses import (
+    ResponseCompletedEvent,
+    ResponseErrorEvent,
+    ResponseFailedEvent,
+    ResponseIncompleteEvent,
+    ResponseOutputItemDoneEvent,
+    ResponseTextDeltaEvent,
+)
+
+import l0_core as l0
+from l0_core import plugins
+from l0_openai import ChatCompletionsAdapter, ResponsesAdapter
+
+from .support import collect
+
+
+def chunk(
+    content: str | None = None,
+    *,
+    finish: str | None = None,
+    index: int = 0,
+    tool_calls: list[dict[str, Any]] | None = None,
+    refusal: str | None = None,
+    role: str | None = None,
+    usage: dict[str, int] | None = None,
+    choices: bool = True,
+) -> ChatCompletionChunk:
+    delta: dict[str, Any] = {}
+    if content is not None:
+        delta["content"] = content
+    if tool_calls is not None:
+        delta["tool_calls"] = tool_calls
+    if refusal is not None:
+        delta["refusal"] = refusal
+    if role is not None:
+        delta["role"] = role
+    data: dict[str, Any] = {
+        "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
+        "choices": [{"index": index, "delta": delta, "finish_reason": finish}] if choices else [],
+    }
+    if usage is not None:
+        data["usage"] = usage
+    return ChatCompletionChunk.model_validate(data)
+
+
+def tool(index: int, *, id: str | None = None, name: str | None = None,
+         args: str | None = None) -> dict[str, Any]:
+    function: dict[str, Any] = {}
+    if name is not None:
+        function["name"] = name
+    if args is not None:
+        function["arguments"] = args
+    out: dict[str, Any] = {"index": index, "function": function}
+    if id is not None:
+        out.update(id=id, type="function")
+    return out
+
+
+def feed_all(items: list[Any], options: dict[str, Any] | None = None) -> tuple[list[Any], Any]:
+    session = ChatCompletionsAdapter().open(options)
+    out = [session.feed(item) for item in items]
+    return out, session.finish()
+
+
+def test_plain_text_is_returned_as_str() -> None:
+    items = [chunk("", role="assistant"), chunk("Hel"), chunk("lo"), chunk(finish="stop")]
+    out, finish = feed_all(items)
+    assert out == ["", "Hel", "lo", None]
+    assert type(out[1]) is str
+    assert finish == l0.Finish("stop", None)
+
+
+def test_detect() -> None:
+    adapter = ChatCompletionsAdapter()
+    assert adapter.detect(chunk("x"))
+    assert not adapter.detect("x")
+    assert not adapter.detect({"choices": []})
+    assert not ResponsesAdapter().detect(chunk("x"))
+
+
+def test_registered_by_name() -> None:
+    registry = plugins.get_host().registry("adapters")
+    assert isinstance(registry.get("openai"), ChatCompletionsAdapter)
+    assert isinstance(registry.get("openai-responses"), ResponsesAdapter)
+    record = registry.owner("openai")
+    assert record is not None and record.distribution == "l0-openai"
+
+
+def test_tool_calls_are_assembled_from_fragments() -> None:
+    items = [
+        chunk(role="assistant", content=None),
+        chunk(tool_calls=[tool(0, id="call_a", name="get_weather", args="")]),
+        chunk(tool_calls=[tool(0, args='{"ci')]),
+        chunk(tool_calls=[tool(0, args='ty": "Par')]),
+        chunk(tool_calls=[tool(0, args='is"}')]),
+        chunk(tool_calls=[tool(1, id="call_b", name="get_time", args='{"tz"')]),
+        chunk(tool_calls=[tool(1, args=': "UTC"}')]),
+        chunk(finish="tool_calls"),
+    ]
+    out, finish = feed_all(items)
+    assert out[:-1] == [None] * 7
+    calls = out[-1]
+    assert [(c.id, c.name, c.arguments, c.index) for c in calls] == [
+        ("call_a", "get_weather", {"city": "Paris"}, 0),
+        ("call_b", "get_time", {"tz": "UTC"}, 1),
+    ]
+    assert all(isinstance(c, l0.ToolCall) for c in calls)
+    assert finish.finish_reason == "tool_calls"
+
+
+def test_tool_call_without_arguments_is_an_empty_object() -> None:
+    out, _ = feed_all([chunk(tool_calls=[tool(0, id="c", name="now")]), chunk(finish="tool_calls")])
+    assert out[-1][0].arguments == {}
+
+
+@pytest.mark.parametrize("args", ['{"city": "Par', "not json", "[1, 2]", '"text"'])
+def test_malformed_tool_arguments_raise(args: str) -> None:
+    session = ChatCompletionsAdapter().open()
+    session.feed(chunk(tool_calls=[tool(0, id="call_a", name="get_weather", args=args)]))
+    with pytest.raises(l0.L0Error) as info:
+        session.feed(chunk(finish="tool_calls"))
+    error = info.value
+    assert error.code is l0.ErrorCode.UNKNOWN_ERROR
+    assert "get_weather" in error.message and "call_a" in error.message
+    assert error.metadata["arguments"] == args
+
+
+def test_tool_arguments_cut_by_the_length_limit_are_incomplete() -> None:
+    session = ChatCompletionsAdapter().open()
+    session.feed(chunk(tool_calls=[tool(0, id="call_a", name="f", args='{"a": ')]))
+    with pytest.raises(l0.L0Error) as info:
+        session.feed(chunk(finish="length"))
+    assert info.value.code is l0.ErrorCode.INCOMPLETE
+    assert "length limit" in info.value.message
+
+
+def test_usage_chunk() -> None:
+    usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    items = [chunk("Hi"), chunk(finish="stop"), chunk(choices=False, usage=usage)]
+    out, finish = feed_all(items)
+    assert out == ["Hi", None, None]
+    assert finish.usage == usage
+
+
+@pytest.mark.parametrize("reason", ["stop", "length", "tool_calls", "function_call"])
+def test_finish_reasons(reason: str) -> None:
+    _, finish = feed_all([chunk("Hi"), chunk(finish=reason)])
+    assert finish.finish_reason == reason
+
+
+def test_text_in_the_final_chunk() -> None:
+    out, finish = feed_all([chunk("Hel"), chunk("lo", finish="stop")])
+    assert out == ["Hel", "lo"]
+    assert finish.finish_reason == "stop"
+
+
+def test_content_filter_is_a_content_policy_error() -> None:
+    session = ChatCompletionsAdapter().open()
+    session.feed(chunk("Hel"))
+    with pytest.raises(l0.L0Error) as info:
+        session.feed(chunk(finish="content_filter"))
+    assert info.value.code is l0.ErrorCode.CONTENT_POLICY
+
+
+def test_refusal_is_a_content_policy_error() -> None:
+    session = ChatCompletionsAdapter().open()
+    assert session.feed(chunk(refusal="I can't ")) is None
+    assert session.feed(chunk(refusal="help with that.")) is None
+    session.feed(chunk(finish="stop"))
+    with pytest.raises(l0.L0Error) as info:
+        session.finish()
+    assert info.value.code is l0.ErrorCode.CONTENT_POLICY
+    assert info.value.metadata["refusal"] == "I can't help with that."
+
+
+def test_no_finish_reason_is_incomplete() -> None:
+    session = ChatCompletionsAdapter().open()
+    session.feed(chunk("Hel"))
+    with pytest.raises(l0.L0Error) as info:
+        session.finish()
+    assert info.value.code is l0.ErrorCode.INCOMPLETE
+
+
+def test_choice_index_option() -> None:
+    items = [chunk("A0", index=0), chunk("B0", index=1), chunk("A1", index=0),
+             chunk("B1", index=1), chunk(finish="stop", index=0), chunk(finish="stop", index=1)]
+    out, finish = feed_all(items, {"choice_index": 1})
+    assert [o for o in out if o] == ["B0", "B1"]
+    assert finish.finish_reason == "stop"
+    out, _ = feed_all(items)
+    assert [o for o in out if o] == ["A0", "A1"]
+
+
+def test_azure_chunks_without_choices_or_delta() -> None:
+    session = ChatCompletionsAdapter().open()
+    first = ChatCompletionChunk.model_construct(
+        id="", object="chat.completion.chunk", created=0, model="", choices=[])
+    assert session.feed(first) is None
+    odd = chunk("x")
+    odd.choices[0].delta = None  # type: ignore[assignment]
+    assert session.feed(odd) is None
+    assert session.feed(chunk("Hi")) == "Hi"
+
+
+async def test_run_detects_chunks_by_itself() -> None:
+    items = [chunk("", role="assistant"), chunk("Hel"), chunk("lo"),
+             chunk(tool_calls=[tool(0, id="c1", name="f", args='{"x": 1}')]),
+             chunk(finish="tool_calls")]
+
+    async def factory() -> Any:
+        for item in items:
+            yield item
+
+    stream = l0.run(stream=factory)
+    assert await collect(stream) == ["token:Hel", "token:lo", 'tool:c1:f:{"x": 1}',
+                                     "complete:Hello"]
+    assert stream.state.finish_reason == "tool_calls"
+
+
+async def test_run_with_the_adapter_by_name() -> None:
+    async def factory() -> Any:
+        yield chunk("Hi")
+        yield chunk(finish="stop")
+
+    assert await l0.run(stream=factory, adapter="openai").read() == "Hi"
+
+
+# -- the Responses API adapter ----------------------------------------------------------------
+
+
+def _response(status: str, **extra: Any) -> dict[str, Any]:
+    return {"id": "resp_1", "object": "response", "created_at": 1, "model": "gpt-4o",
+            "output": [], "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+            "status": status, **extra}
+
+
+def delta(text: str, seq: int = 1) -> ResponseTextDeltaEvent:
+    return ResponseTextDeltaEvent.model_validate({
+        "type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0,
+        "content_index": 0, "delta": text, "logprobs": [], "sequence_number": seq})
+
+
+def completed(usage: dict[str, Any] | None = None) -> ResponseCompletedEvent:
+    # Built leniently, as the SDK builds the events it receives (usage details vary
+    # between SDK versions).
+    return construct_type(type_=ResponseCompletedEvent, value={
+        "type": "response.completed", "sequence_number": 9,
+        "response": _response("completed", usage=usage)})
+
+
+def test_responses_text_and_completion() -> None:
+    usage = {"input_tokens": 2, "output_tokens": 2, "total_tokens": 4,
+             "input_tokens_details": {"cached_tokens": 0},
+             "output_tokens_details": {"reasoning_tokens": 0}}
+    adapter = ResponsesAdapter()
+    assert adapter.detect(delta("x"))
+    session = adapter.open()
+    assert session.feed(delta("Hel")) == "Hel"
+    assert session.feed(delta("lo")) == "lo"
+    assert session.feed(completed(usage)) is None
+    finish = session.finish()
+    assert finish.finish_reason == "stop"
+    assert finish.usage is not None and finish.usage["total_tokens"] == 4
+
+
+def test_responses_function_call() -> None:
+    event = ResponseOutputItemDoneEvent.model_validate({
+        "type": "response.output_item.done", "output_index": 1, "sequence_number": 5,
+        "item": {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "f",
+                 "arguments": '{"a": 1}', "status": "completed"}})
+    session = ResponsesAdapter().open()
+    call = session.feed(event)
+    assert isinstance(call, l0.ToolCall)
+    assert (call.id, call.name, call.arguments, call.index) == ("call_1", "f", {"a": 1}, 1)
+    session.feed(completed())
+    assert session.finish().finish_reason == "tool_calls"
+    bad = event.model_copy(update={"item": event.item.model_copy(update={"arguments": "{"})})
+    with pytest.raises(l0.L0Error, match="not valid JSON"):
+        ResponsesAdapter().open().feed(bad)
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [("server_error", l0.ErrorCode.SERVER_ERROR),
+     ("rate_limit_exceeded", l0.ErrorCode.RATE_LIMITED),
+     ("invalid_prompt", l0.ErrorCode.BAD_REQUEST),
+     ("image_content_policy_violation", l0.ErrorCode.CONTENT_POLICY),
+     ("vector_store_timeout", l0.ErrorCode.TIMEOUT),
+     (None, l0.ErrorCode.SERVER_ERROR)],
+)
+def test_responses_error_events(code: str | None, expected: l0.ErrorCode) -> None:
+    error = ResponseErrorEvent.model_validate(
+        {"type": "error", "code": code, "message": "boom", "param": None, "sequence_number": 3})
+    with pytest.raises(l0.L0Error) as info:
+        ResponsesAdapter().open().feed(error)
+    assert info.value.code is expected
+    assert "boom" in info.value.message
+    if code is not None:
+        failed = ResponseFailedEvent.model_construct(
+            type="response.failed", sequence_number=4,
+            response=_Obj(error=_Obj(code=code, message="boom", type=None, param=None)))
+        with pytest.raises(l0.L0Error) as info:
+            ResponsesAdapter().open().feed(failed)
+        assert info.value.code is expected
+
+
+class _Obj:
+    def __init__(self, **fields: Any) -> None:
+        self.__dict__.update(fields)
+
+
+@pytest.mark.parametrize(
+    ("reason", "finish_reason"),
+    [("max_output_tokens", "length"), ("max_messages", "max_messages")],
+)
+def test_responses_incomplete(reason: str, finish_reason: str) -> None:
+    event = ResponseIncompleteEvent.model_validate({
+        "type": "response.incomplete", "sequence_number": 3,
+        "response": _response("incomplete", incomplete_details={"reason": reason})})
+    session = ResponsesAdapter().open()
+    assert session.feed(event) is None
+    assert session.finish().finish_reason == finish_reason
+
+
+def test_responses_incomplete_content_filter() -> None:
+    event = ResponseIncompleteEvent.model_validate({
+        "type": "response.incomplete", "sequence_number": 3,
+        "response": _response("incomplete", incomplete_details={"reason": "content_filter"})})
+    with pytest.raises(l0.L0Error) as info:
+        ResponsesAdapter().open().feed(event)
+    assert info.value.code is l0.ErrorCode.CONTENT_POLICY
+
+
+def test_responses_without_a_terminal_event_is_incomplete() -> None:
+    session = ResponsesAdapter().open()
+    session.feed(delta("Hel"))
+    with pytest.raises(l0.L0Error) as info:
+        session.finish()
+    assert info.value.code is l0.ErrorCode.INCOMPLETE
