@@ -1247,8 +1247,10 @@ def run(
     listeners: list[Callable[[ObservabilityEvent], Any]] = []
     if on_event is not None:
         listeners.append(on_event)
-    for observer in (observers if observers is not None else cfg.observers) or ():
-        listeners.append(_observer_listener(observer))
+    listeners.extend(
+        _observer_listener(observer)
+        for observer in (observers if observers is not None else cfg.observers) or ()
+    )
     given = {
         "on_start": on_start, "on_complete": on_complete, "on_error": on_error,
         "on_stream_event": on_stream_event, "on_violation": on_violation,
