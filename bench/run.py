@@ -91,6 +91,7 @@ class Settings:
     stream_tokens: int
     concurrency_rounds: int
     features: tuple[str, ...]
+    sections: tuple[str, ...]
     seed: int
 
 
@@ -109,6 +110,10 @@ def _settings(args: argparse.Namespace) -> Settings:
         raise SystemExit(f"--features: unknown {unknown}; known: {list(FEATURES)}")
     if "core" not in features:
         features = ("core", *features)
+    sections = tuple(args.sections.split(",")) if args.sections else tuple(SECTIONS)
+    unknown = [x for x in sections if x not in SECTIONS]
+    if unknown:
+        raise SystemExit(f"--sections: unknown {unknown}; known: {list(SECTIONS)}")
 
     def rounds_for(n: int) -> int:
         if args.rounds:
@@ -129,6 +134,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         stream_tokens=50 if quick else 200,
         concurrency_rounds=2 if quick else 11,
         features=features,
+        sections=sections,
         seed=int(args.seed),
     )
 
@@ -913,21 +919,13 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(out)
 
 
-def report(res: Mapping[str, Any]) -> str:
-    out: list[str] = []
-    meta = res["meta"]
-    out.append(
-        f"L0 benchmarks - l0_core {meta['l0_core']}, Python {meta['python']}, "
-        f"{meta['cpus']} CPUs, {meta['platform']}{' (quick)' if meta['quick'] else ''}"
-    )
-    tp = res["throughput"]
+def _report_throughput(tp: Mapping[str, Any]) -> list[str]:
     sizes = tp["sizes"]
     lo, hi = min(sizes), max(sizes)
-    out.append("")
-    out.append(
+    out = [
         f"1. Throughput (ns/token, median [min]; ratio = median / the raw floor's median; "
         f"{tp['chars_per_token']:.2f} chars/token)"
-    )
+    ]
     rows = []
     for r in tp["rows"]:
         cells = [r["name"]]
@@ -945,29 +943,28 @@ def report(res: Mapping[str, Any]) -> str:
     headers += [f"{hi}/{lo} (<={FLAT_BUDGET})", "budget"]
     out.append(_table(headers, rows))
     out.extend(f"  skipped {sk['name']}: {sk['reason']}" for sk in tp["skipped"])
+    return out
 
-    se = res["sessions"]
-    out.append("")
-    out.append(
+
+def _report_sessions(se: Mapping[str, Any]) -> list[str]:
+    rows = [
+        [
+            r["name"],
+            f"{r['ttft_median_ns'] / 1e3:.2f} [{r['ttft_min_ns'] / 1e3:.2f}]",
+            f"{r['session_median_ns'] / 1e3:.2f} [{r['session_min_ns'] / 1e3:.2f}]",
+            f"+{r['overhead_ttft_ns'] / 1e3:.2f}" if "overhead_ttft_ns" in r else "-",
+            f"+{r['overhead_session_ns'] / 1e3:.2f}" if "overhead_session_ns" in r else "-",
+        ]
+        for r in se["rows"]
+    ]
+    return [
         f"2. Time to first token and fixed cost of a 1-token session (us, median [min] "
-        f"of {se['rounds']} x {se['batch']} sessions)"
-    )
-    rows = []
-    for r in se["rows"]:
-        rows.append(
-            [
-                r["name"],
-                f"{r['ttft_median_ns'] / 1e3:.2f} [{r['ttft_min_ns'] / 1e3:.2f}]",
-                f"{r['session_median_ns'] / 1e3:.2f} [{r['session_min_ns'] / 1e3:.2f}]",
-                f"+{r['overhead_ttft_ns'] / 1e3:.2f}" if "overhead_ttft_ns" in r else "-",
-                f"+{r['overhead_session_ns'] / 1e3:.2f}" if "overhead_session_ns" in r else "-",
-            ]
-        )
-    out.append(_table(["row", "TTFT", "session", "TTFT - raw", "session - raw"], rows))
+        f"of {se['rounds']} x {se['batch']} sessions)",
+        _table(["row", "TTFT", "session", "TTFT - raw", "session - raw"], rows),
+    ]
 
-    me = res["memory"]
-    out.append("")
-    out.append("3. Peak memory of one stream (tracemalloc; items built as read)")
+
+def _report_memory(me: Mapping[str, Any]) -> list[str]:
     rows = []
     for r in me["rows"]:
         cells = [r["name"]]
@@ -984,25 +981,48 @@ def report(res: Mapping[str, Any]) -> str:
     headers.append(
         f"O(text): B/token {max(me['sizes'])}/{min(me['sizes'])} (<={MEMORY_FLAT_BUDGET})"
     )
-    out.append(_table(headers, rows))
+    return [
+        "3. Peak memory of one stream (tracemalloc; items built as read)",
+        _table(headers, rows),
+    ]
 
-    co = res["concurrency"]
-    out.append("")
-    out.append(
+
+def _report_concurrency(co: Mapping[str, Any]) -> list[str]:
+    rows = [
+        [
+            r["name"],
+            f"{r['wall_median_ms']:.1f} [{r['wall_min_ms']:.1f}]",
+            f"{r['ns_per_token']:.0f} [{r['ns_per_token_min']:.0f}]",
+            f"{r['ratio']:.2f}x" if "ratio" in r else "-",
+        ]
+        for r in co["rows"]
+    ]
+    return [
         f"4. Concurrency: {co['streams']} streams x {co['tokens_per_stream']} tokens, "
-        f"asyncio.gather (the source yields to the loop every {co['burst']} tokens)"
-    )
-    rows = []
-    for r in co["rows"]:
-        rows.append(
-            [
-                r["name"],
-                f"{r['wall_median_ms']:.1f} [{r['wall_min_ms']:.1f}]",
-                f"{r['ns_per_token']:.0f} [{r['ns_per_token_min']:.0f}]",
-                f"{r['ratio']:.2f}x" if "ratio" in r else "-",
-            ]
-        )
-    out.append(_table(["row", "wall ms", "ns/token", "ratio"], rows))
+        f"asyncio.gather (the source yields to the loop every {co['burst']} tokens)",
+        _table(["row", "wall ms", "ns/token", "ratio"], rows),
+    ]
+
+
+_REPORTS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
+    "throughput": _report_throughput,
+    "sessions": _report_sessions,
+    "memory": _report_memory,
+    "concurrency": _report_concurrency,
+}
+
+
+def report(res: Mapping[str, Any]) -> str:
+    """The readable table of a result (the sections that were run)."""
+    meta = res["meta"]
+    out = [
+        f"L0 benchmarks - l0_core {meta['l0_core']}, Python {meta['python']}, "
+        f"{meta['cpus']} CPUs, {meta['platform']}{' (quick)' if meta['quick'] else ''}"
+    ]
+    for name, section in _REPORTS.items():
+        if name in res:
+            out.append("")
+            out.extend(section(res[name]))
     return "\n".join(out)
 
 
@@ -1029,16 +1049,19 @@ def _meta(s: Settings) -> dict[str, Any]:
     }
 
 
+SECTIONS: dict[str, Callable[[Settings, Callable[[str], None]], Awaitable[dict[str, Any]]]] = {
+    "throughput": throughput,
+    "sessions": sessions,
+    "memory": memory,
+    "concurrency": concurrency,
+}
+
+
 async def main_async(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
     res: dict[str, Any] = {"meta": _meta(s)}
     t0 = time.perf_counter()
-    sections = (
-        ("throughput", throughput),
-        ("sessions", sessions),
-        ("memory", memory),
-        ("concurrency", concurrency),
-    )
-    for name, section in sections:
+    for name in s.sections:
+        section = SECTIONS[name]
         t1 = time.perf_counter()
         res[name] = await section(s, log)
         res[name]["seconds"] = time.perf_counter() - t1
@@ -1062,6 +1085,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, help="timed rounds per size (default: by size)")
     p.add_argument(
         "--features", help=f"L0 feature levels to run (default all: {','.join(FEATURES)})"
+    )
+    p.add_argument(
+        "--sections", help=f"sections to run, comma separated (default all: {','.join(SECTIONS)})"
     )
     p.add_argument("--seed", type=int, default=2070, help="token generator seed")
     p.add_argument("--out", type=Path, help="write the JSON here (default: bench/results/)")

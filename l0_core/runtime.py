@@ -389,6 +389,9 @@ class _Session:
                     # ---- open the stream --------------------------------------------------
                     self.emit(T.STREAM_INIT)
                     wd.arm()
+                    if self.listeners and self.timeout.initial_token is not None:
+                        self.emit(T.TIMEOUT_START, timeoutType="initial",
+                                  configuredMs=self.timeout.initial_token * 1000.0)
                     src = source.call(resume)
                     if inspect.isawaitable(src):
                         src = await src

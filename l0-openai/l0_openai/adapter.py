@@ -101,17 +101,24 @@ class _ChatSession:
         self._pending: list[ToolCall] = []
 
     def feed(self, item: Any) -> FeedResult:
-        # The fast path: one choice, plain text, nothing else in the chunk.
+        # The fast path: one choice with text and nothing else that matters (a refusal or
+        # a function call comes with ``content`` None; usage, when a chunk with a choice
+        # carries it, comes with the finish reason).
         try:
             choices = item.choices
-            if len(choices) == 1 and item.usage is None and not self._pending:
+            if len(choices) == 1:
                 choice = choices[0]
-                if choice.finish_reason is None and choice.index == self._choice:
-                    delta = choice.delta
-                    if delta.tool_calls is None and delta.refusal is None:
-                        content: str | None = delta.content
-                        if content is not None or delta.function_call is None:
-                            return content
+                delta = choice.delta
+                content = delta.content
+                if (
+                    content
+                    and choice.finish_reason is None
+                    and choice.index == self._choice
+                    and delta.tool_calls is None
+                    and not self._pending
+                ):
+                    text: str = content
+                    return text
         except (AttributeError, TypeError):  # an unusual chunk (a missing delta...)
             pass
         return self._feed_slow(item)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
+import pytest
 
 import l0_core as l0
 from l0_core.testing.openai_server import OpenAIServer, Turn
@@ -17,6 +19,10 @@ TOKENS = ["Hello", ", ", "world", "!"]
 TEXT = "Hello, world!"
 OK = Turn(tokens=TOKENS)
 OK_EVENTS = [*(f"token:{t}" for t in TOKENS), f"complete:{TEXT}"]
+
+HAS_RESPONSES = importlib.util.find_spec("openai.types.responses") is not None
+needs_responses = pytest.mark.skipif(not HAS_RESPONSES,
+                                     reason="the installed openai has no Responses API")
 
 FAST = l0.Timeout(initial_token=5.0, inter_token=5.0)
 """Timers for tests without stalls (generous: they should never fire)."""

@@ -22,6 +22,7 @@ from .support import (
     TOKENS,
     assert_all_closed,
     collect,
+    needs_responses,
     raw_client,
 )
 
@@ -290,6 +291,7 @@ async def test_continuation_into_a_fallback_model() -> None:
 # -- the Responses API -----------------------------------------------------------------------
 
 
+@needs_responses
 async def test_responses_stream() -> None:
     async with OpenAIServer(turns=[OK]) as server:
         client = l0.wrap(raw_client(server), timeout=FAST)
@@ -325,6 +327,7 @@ RESPONSES_SCENARIOS = {
 }
 
 
+@needs_responses
 @pytest.mark.parametrize("via", ["wrap", "run"])
 @pytest.mark.parametrize("name", list(RESPONSES_SCENARIOS))
 async def test_responses_faults(name: str, via: str) -> None:
@@ -346,6 +349,7 @@ async def test_responses_faults(name: str, via: str) -> None:
         assert server.abandoned == (1 if name == "stall" else 0)
 
 
+@needs_responses
 async def test_responses_content_filter_and_length() -> None:
     turns = [Turn(tokens=["Hel"], finish_reason="content_filter"),
              Turn(tokens=TOKENS, finish_reason="length")]
@@ -359,6 +363,7 @@ async def test_responses_content_filter_and_length() -> None:
         await assert_all_closed(server, client)
 
 
+@needs_responses
 async def test_responses_function_calls() -> None:
     turn = Turn(tool_calls=[ToolCallSpec("get_weather", '{"city": "Paris"}', "call_1")],
                 finish_reason="tool_calls")
@@ -371,6 +376,7 @@ async def test_responses_function_calls() -> None:
         await assert_all_closed(server, client)
 
 
+@needs_responses
 async def test_responses_continuation_request() -> None:
     turns = [Turn(tokens=["Hello", ", "], cut_after=2), Turn(tokens=["world", "!"])]
     async with OpenAIServer(turns=turns) as server:
@@ -389,6 +395,7 @@ async def test_responses_continuation_request() -> None:
         await assert_all_closed(server, client)
 
 
+@needs_responses
 async def test_non_streaming_responses_are_the_sdks() -> None:
     async with OpenAIServer(turns=[OK]) as server:
         client = l0.wrap(raw_client(server))
