@@ -5,7 +5,9 @@ per-attempt session whose ``feed(item)`` turns one provider item into:
 
 * a ``str``: text (the common case, kept cheap),
 * ``None``: nothing for the consumer (a role chunk, a tool-call fragment...),
-* an :class:`~l0_core.events.Event` or a list of events (tool calls, data...).
+* an :class:`~l0_core.events.Event` or a list of events (tool calls, data...);
+  a list may hold :class:`~l0_core.events.Token` events too, when one item
+  carries both text and other events.
 
 ``feed`` raises an :class:`~l0_core.errors.L0Error` for an in-band error or an
 item it does not understand. ``finish()`` is called when the stream ends and

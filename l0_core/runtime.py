@@ -426,7 +426,23 @@ class _Session:
                         r = feed(item)
                         if type(r) is not str:
                             self._items += 1
-                            return None if r is None else self._side_events(r)
+                            if r is None:
+                                return None
+                            if isinstance(r, Event):
+                                return self._side_events(r)
+                            mixed: list[Event] = []  # text and events from one item
+                            for ev in r:
+                                if type(ev) is Token:
+                                    tok = text_step(ev.text)
+                                    if tok is not None:
+                                        mixed.append(tok)
+                                else:
+                                    mixed.extend(self._side_events(ev))
+                            return mixed
+                        return text_step(r)
+
+                    def text_step(r: str) -> Token | None:
+                        nonlocal countdown, checked, drift_checked
                         if not r:
                             return None
                         if dedup is not None and not dedup.done:
@@ -796,7 +812,10 @@ class _Session:
         events: list[Event] = [r] if isinstance(r, Event) else list(r)
         st = self.state
         for ev in events:
-            if isinstance(ev, ToolCall):
+            if type(ev) is Token:  # text that came with other events in one item
+                if ev.text:
+                    st.parts.append(ev.text)
+            elif isinstance(ev, ToolCall):
                 st.tool_calls.append(ev)
                 self.emit(T.TOOL_REQUESTED, toolName=ev.name, toolCallId=ev.id,
                           arguments=ev.arguments)

@@ -33,7 +33,7 @@ from typing import Any
 
 from l0_core.adapters import AdapterSession, FeedResult, Finish
 from l0_core.errors import ErrorCode, L0Error
-from l0_core.events import ToolCall
+from l0_core.events import Token, ToolCall
 from l0_openai.errors import error_from_fields
 
 __all__ = ["ChatCompletionsAdapter", "ResponsesAdapter", "parse_arguments"]
@@ -90,7 +90,7 @@ class _ToolBuffer:
 class _ChatSession:
     """One attempt over ``ChatCompletionChunk`` items."""
 
-    __slots__ = ("_choice", "_finish", "_pending", "_refusal", "_tools", "_usage")
+    __slots__ = ("_choice", "_finish", "_refusal", "_tools", "_usage")
 
     def __init__(self, choice_index: int = 0) -> None:
         self._choice = choice_index
@@ -98,7 +98,6 @@ class _ChatSession:
         self._usage: Mapping[str, Any] | None = None
         self._tools: dict[int, _ToolBuffer] = {}
         self._refusal: list[str] = []
-        self._pending: list[ToolCall] = []
 
     def feed(self, item: Any) -> FeedResult:
         # The fast path: one choice with text and nothing else that matters (a refusal or
@@ -115,7 +114,6 @@ class _ChatSession:
                     and choice.finish_reason is None
                     and choice.index == self._choice
                     and delta.tool_calls is None
-                    and not self._pending
                 ):
                     text: str = content
                     return text
@@ -129,9 +127,6 @@ class _ChatSession:
             self._usage = _dump(usage)
         text: str | None = None
         events: list[ToolCall] = []
-        if self._pending:
-            events.extend(self._pending)
-            self._pending.clear()
         for choice in item.choices or ():
             if choice.index != self._choice:
                 continue
@@ -160,9 +155,7 @@ class _ChatSession:
                 events.extend(self._complete_tools(reason))
         if text is not None:
             if events:
-                # The contract has no way to return text and events from one item:
-                # deliver the text now and the tool calls with the next item.
-                self._pending.extend(events)
+                return [Token(text), *events]  # text and completed tool calls together
             return text
         if events:
             return events
@@ -209,12 +202,6 @@ class _ChatSession:
         return calls
 
     def finish(self) -> Finish:
-        if self._pending:
-            raise L0Error(
-                "the final chunk of the OpenAI stream carried both text and the end of tool "
-                "calls; the adapter could not deliver the tool calls",
-                ErrorCode.INTERNAL_ERROR,
-            )
         if self._finish is None:
             raise L0Error(
                 "the OpenAI stream ended without a finish_reason: the output may be cut",

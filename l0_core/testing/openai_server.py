@@ -400,7 +400,7 @@ class OpenAIServer:
                 finally:
                     self.active -= 1
                     self._notify()
-                if not keep_alive:
+                if not keep_alive or request.headers.get("connection", "").lower() == "close":
                     break
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass

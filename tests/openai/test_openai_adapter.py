@@ -154,6 +154,37 @@ def test_text_in_the_final_chunk() -> None:
     assert finish.finish_reason == "stop"
 
 
+def test_text_and_finished_tool_calls_in_one_chunk() -> None:
+    """One chunk carrying text and the end of tool calls gives both, in order."""
+    usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+    items = [chunk(tool_calls=[tool(0, id="c1", name="f", args="{}")]),
+             chunk("Done.", finish="tool_calls"), chunk(choices=False, usage=usage)]
+    out, finish = feed_all(items)
+    assert out[0] is None
+    text, call = out[1]
+    assert isinstance(text, l0.Token)
+    assert text.text == "Done."
+    assert isinstance(call, l0.ToolCall)
+    assert call.id == "c1"
+    assert finish.finish_reason == "tool_calls"
+
+
+async def test_text_and_tool_calls_in_one_chunk_through_the_runtime() -> None:
+    items = [chunk(tool_calls=[tool(0, id="c1", name="f", args='{"a": 1}')]),
+             chunk("Done.", finish="tool_calls")]
+
+    async def source() -> Any:
+        for item in items:
+            yield item
+
+    for on_token in (None, lambda text: None):  # the fast loop and the general one
+        stream = l0.run(stream=source, adapter="openai", on_token=on_token)
+        kinds = [e.type.value async for e in stream]
+        assert kinds == ["token", "tool_call", "complete"]
+        assert stream.state.content == "Done."
+        assert [c.arguments for c in stream.state.tool_calls] == [{"a": 1}]
+
+
 def test_content_filter_is_a_content_policy_error() -> None:
     session = ChatCompletionsAdapter().open()
     session.feed(chunk("Hel"))

@@ -162,6 +162,21 @@ async def test_stall_counts_as_abandoned_when_the_client_leaves() -> None:
         assert await server.wait_disconnected()
 
 
+async def test_client_leaving_a_slow_stream_counts_as_abandoned() -> None:
+    async with OpenAIServer(turns=[Turn(tokens=["x"] * 200, delay=0.01)]) as server:
+        client = raw_client(server)
+        stream = await client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                      stream=True)
+        iterator = stream.__aiter__()
+        for _ in range(3):
+            await iterator.__anext__()
+        await stream.close()
+        assert await server.wait_idle()
+        assert server.abandoned == 1
+        await client.close()
+        assert await server.wait_disconnected()
+
+
 async def test_finite_stall_then_the_rest() -> None:
     async with OpenAIServer(turns=[Turn(tokens=TOKENS, stall_after=2, stall_for=0.1)]) as server:
         client = raw_client(server)
