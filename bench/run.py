@@ -581,7 +581,7 @@ async def _throughput_timed(
     skipped: list[Skipped],
     all_tokens: Sequence[str],
 ) -> dict[str, Any]:
-
+    """Check every row's output, time the rows that are right, and summarise."""
     # correctness first: a contender that does not produce the text is not timed
     kept: list[Row] = []
     for row in rows:
@@ -619,6 +619,10 @@ async def _throughput_timed(
                 r["ratio_min"] = r["min_ns"] / floor["min_ns"]
             per_n[str(n)] = r
         flat = results[row.name][hi]["median_ns"] / results[row.name][lo]["median_ns"]
+        flat_floor = None
+        if row.floor:
+            floor_flat = results[row.floor][hi]["median_ns"] / results[row.floor][lo]["median_ns"]
+            flat_floor = flat / floor_flat
         budget = RATIO_BUDGET.get(row.feature or "") if row.contender == "l0_core" else None
         ratios = [per_n[str(n)].get("ratio") for n in s.sizes]
         out_rows.append(
@@ -630,6 +634,7 @@ async def _throughput_timed(
                 "contender": row.contender,
                 "n": per_n,
                 "flatness": flat,
+                "flatness_vs_floor": flat_floor,
                 "flat_ok": flat <= FLAT_BUDGET,
                 "ratio_budget": budget,
                 "ratio_ok": None
@@ -934,13 +939,15 @@ def _report_throughput(tp: Mapping[str, Any]) -> list[str]:
             cells.append(f"{v['median_ns']:.0f} [{v['min_ns']:.0f}]")
             cells.append(f"{v['ratio']:.2f}x" if "ratio" in v else "-")
         cells.append(f"{r['flatness']:.2f} {_ok(r['flat_ok'])}")
+        vs_floor = r["flatness_vs_floor"]
+        cells.append("-" if vs_floor is None else f"{vs_floor:.2f}")
         budget = r["ratio_budget"]
         cells.append("-" if budget is None else f"<={budget:g}x {_ok(r['ratio_ok'])}")
         rows.append(cells)
     headers = ["row"]
     for n in sizes:
         headers += [f"N={n}", "ratio"]
-    headers += [f"{hi}/{lo} (<={FLAT_BUDGET})", "budget"]
+    headers += [f"{hi}/{lo} (<={FLAT_BUDGET})", "/ floor's", "budget"]
     out.append(_table(headers, rows))
     out.extend(f"  skipped {sk['name']}: {sk['reason']}" for sk in tp["skipped"])
     return out

@@ -433,7 +433,7 @@ class _Session:
                             mixed: list[Event] = []  # text and events from one item
                             for ev in r:
                                 if type(ev) is Token:
-                                    tok = text_step(ev.text)
+                                    tok = text_step(ev.text or "")
                                     if tok is not None:
                                         mixed.append(tok)
                                 else:
