@@ -1,9 +1,13 @@
 """``l0 demo``: faulty streams recovering live in the terminal.
 
-Each scenario runs a scripted stream with a fault (a cut connection, a stall,
-an empty answer, a failing model, a guardrail violation) through ``l0.run``
-and prints, as it happens, the tokens, the errors, what L0 decided, and the
-final text; a summary table follows. Colours only when stdout is a terminal.
+With ``l0-openai`` installed, the demo starts an OpenAI-compatible server in
+this process (``l0_core.testing.openai_server``) that injects faults — 429 with
+Retry-After, 503, a cut connection, a stall, a stream without its end, an empty
+answer, a model that is down, a malformed event — and sends real requests to it
+with the real ``openai`` SDK wrapped by ``l0.wrap``. Without it, the same show
+runs over scripted in-process streams. Each scenario prints, as it happens, the
+tokens, the errors, what L0 decided, and the final text; a summary table
+follows. Colours and live tokens only when stdout is a terminal.
 """
 
 from __future__ import annotations
@@ -11,74 +15,24 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 import l0_core as l0
+from l0_core.events import ObservabilityEventType as T
 from l0_core.testing import Script, ScriptedSource
 
-__all__ = ["main"]
+__all__ = ["SENTENCE", "Scenario", "main", "show"]
 
 SENTENCE = ["Streams", " fail", " in", " many", " ways", ";", " L0", " keeps", " the",
             " text", " whole", "."]
+WHOLE = "".join(SENTENCE)
 
 
-@dataclass
-class Scenario:
-    title: str
-    fault: str
-    build: Callable[[], dict[str, Any]]
-    expected: str
+class Out:
+    """Terminal output: colours and live tokens on a terminal, plain lines otherwise."""
 
-
-def _scenarios() -> list[Scenario]:
-    def cut() -> dict[str, Any]:
-        return {"stream": ScriptedSource([Script(SENTENCE, delay=0.03, fail_after=5),
-                                          Script(SENTENCE, delay=0.03)])}
-
-    def stall() -> dict[str, Any]:
-        return {"stream": ScriptedSource([Script(SENTENCE, delay=0.03, stall_after=4),
-                                          Script(SENTENCE, delay=0.03)]),
-                "timeout": l0.Timeout(initial_token=2.0, inter_token=0.4)}
-
-    def empty() -> dict[str, Any]:
-        return {"stream": ScriptedSource([Script([]), Script(SENTENCE, delay=0.03)])}
-
-    def fallback() -> dict[str, Any]:
-        broken = Script(SENTENCE, delay=0.03, fail_after=3, error=RuntimeError("model crashed"))
-        return {"stream": ScriptedSource([broken]),
-                "fallbacks": [ScriptedSource([Script(SENTENCE, delay=0.03)])],
-                "retry": l0.Retry(attempts=1, base_delay=0.2)}
-
-    def resume() -> dict[str, Any]:
-        tail = SENTENCE[5:]
-        again = [" ways", *tail]  # the model repeats a word: removed
-        return {"stream": ScriptedSource([Script(SENTENCE, delay=0.03, fail_after=5),
-                                          Script(again, delay=0.03)]),
-                "continue_from_last_good_token": True}
-
-    def guard() -> dict[str, Any]:
-        leaked = [*SENTENCE[:4], " <|im_start|>", " system", *SENTENCE[4:]]
-        return {"stream": ScriptedSource([Script(leaked, delay=0.03),
-                                          Script(SENTENCE, delay=0.03)]),
-                "guardrails": [l0.CustomPatternRule([r"<\|im_start\|>"],
-                                                    message="instruction leak")]}
-
-    whole = "".join(SENTENCE)
-    return [
-        Scenario("clean stream", "none", lambda: {"stream": ScriptedSource([
-            Script(SENTENCE, delay=0.03)])}, whole),
-        Scenario("connection cut", "reset after 5 tokens", cut, whole),
-        Scenario("stalled stream", "silence after 4 tokens", stall, whole),
-        Scenario("empty answer", "zero tokens", empty, whole),
-        Scenario("model fails", "primary crashes twice", fallback, whole),
-        Scenario("resume", "cut, then continue", resume, whole),
-        Scenario("guardrail", "leaked chat markup", guard, whole),
-    ]
-
-
-class _Out:
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.tty = stream.isatty()
@@ -91,80 +45,173 @@ class _Out:
         self.stream.flush()
 
 
-async def _run_one(sc: Scenario, out: _Out) -> dict[str, Any]:
-    out.write(out.paint(f"\n▶ {sc.title}", "1;36") + out.paint(f"  ({sc.fault})\n", "2"))
-    options = sc.build()
-    source = options["stream"]
-    options.setdefault("retry", l0.Retry(base_delay=0.2, max_delay=1.0))
-    started = time.monotonic()
-    notes: list[str] = []
+@dataclass
+class Scenario:
+    """One demo case. ``play(show)`` runs it, passing each L0 stream it makes to
+    ``show``, and returns the number of requests the provider received."""
 
-    def on_retry(attempt: int, reason: str) -> None:
-        notes.append("retry")
+    title: str
+    fault: str
+    play: Callable[[Callable[[l0.Stream], Awaitable[None]]], Awaitable[int]]
+    expected: str = WHOLE
 
-    def on_fallback(index: int, reason: str) -> None:
-        notes.append("fallback")
 
-    def on_resume(checkpoint: str, tokens: int) -> None:
-        notes.append("resume")
-
-    stream = l0.run(**options, on_retry=on_retry, on_fallback=on_fallback, on_resume=on_resume)
-    line = "  "
+@dataclass
+class Outcome:
+    text: str = ""
     error: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+def _watch(out: Out, notes: list[str]) -> Callable[[l0.ObservabilityEvent], None]:
+    """Prints what L0 decides, from its observability events."""
+
+    def on_event(event: l0.ObservabilityEvent) -> None:
+        if event.type is T.RETRY_ATTEMPT:
+            notes.append("retry")
+            delay = event["delayMs"] / 1000.0
+            out.write(out.paint(f"  ⏳ retry {event['attempt']} in {delay:.2f}s\n", "36"))
+        elif event.type is T.FALLBACK_START:
+            notes.append("fallback")
+            out.write(out.paint(f"  ⇢ fallback #{event['toIndex']}: {event['reason']}\n", "36"))
+        elif event.type is T.RESUME_START:
+            notes.append("resume")
+            out.write(out.paint(f"  ↻ resume after {len(event['checkpoint'])} good chars\n",
+                                "36"))
+
+    return on_event
+
+
+async def _show(stream: l0.Stream, out: Out, outcome: Outcome) -> None:
+    line = ""
     try:
         async for event in stream:
             if event.is_token:
                 line += event.text or ""
-                out.write(event.text or "" if out.tty else "")
-            elif event.is_error and event.error is not None:
-                action = ("retrying" if getattr(event, "will_retry", False) else
-                          "falling back" if getattr(event, "will_fallback", False) else "giving up")
-                message = f"  ✗ {event.error.code.value}: {event.error.message} → {action}"
                 if out.tty:
-                    out.write("\n" + out.paint(message, "33") + "\n  ")
-                else:
-                    out.write(f"{line.rstrip()}\n{message}\n")
-                line = "  "
+                    out.write(event.text or "")
+                continue
+            if line:
+                out.write("\n" if out.tty else f"  {line}\n")
+                line = ""
+            if event.is_error and event.error is not None:
+                action = ("retrying" if getattr(event, "will_retry", False) else
+                          "falling back" if getattr(event, "will_fallback", False) else
+                          "giving up")
+                out.write(out.paint(f"  ✗ {event.error.code.value}: {event.error.message} "
+                                    f"→ {action}\n", "33"))
             elif event.is_discard:
-                message = f"  ↺ discard {len(event.text or '')} chars from this attempt"
-                out.write((out.paint(message, "35") + "\n  ") if out.tty else message + "\n")
+                out.write(out.paint(f"  ↺ discard {len(event.text or '')} chars of attempt "
+                                    f"{getattr(event, 'attempt', '?')}\n", "35"))
+            elif event.is_tool_call:
+                out.write(f"  🔧 tool call {getattr(event, 'name', '')}"
+                          f"({getattr(event, 'arguments', {})})\n")
     except l0.L0Error as exc:
-        error = f"{exc.code.value}: {exc.message}"
+        outcome.error = f"{exc.code.value}: {exc.message}"
+    finally:
+        if line:
+            out.write("\n" if out.tty else f"  {line}\n")
+    outcome.text = stream.state.content
+
+
+async def _run_one(sc: Scenario, out: Out) -> dict[str, Any]:
+    out.write(out.paint(f"\n▶ {sc.title}", "1;36") + out.paint(f"  ({sc.fault})\n", "2"))
+    outcome = Outcome()
+    notes: list[str] = []
+    watcher = _watch(out, notes)
+    started = time.monotonic()
+
+    async def show(stream: l0.Stream) -> None:
+        stream._session.listeners.append(watcher)
+        if out.tty:
+            out.write("  ")
+        await _show(stream, out, outcome)
+
+    requests = await sc.play(show)
     elapsed = time.monotonic() - started
-    text = stream.state.content
-    ok = error is None and text == sc.expected
-    if not out.tty and line.strip():
-        out.write(line + "\n")
+    ok = outcome.error is None and outcome.text == sc.expected
     verdict = out.paint("✓ recovered" if ok and notes else "✓ ok" if ok else "✗ failed",
                         "32" if ok else "31")
-    out.write(f"\n  {verdict}  final text: {text!r}\n")
-    requests = source.calls + sum(f.calls for f in options.get("fallbacks", ()))
-    return {"scenario": sc.title, "ok": ok, "attempts": requests,
+    out.write(f"  {verdict}  final text: {outcome.text!r}\n")
+    return {"scenario": sc.title, "ok": ok, "requests": requests,
             "recovery": " → ".join(dict.fromkeys(notes)) or "-", "seconds": elapsed,
-            "error": error}
+            "error": outcome.error}
 
 
-def _table(rows: list[dict[str, Any]], out: _Out) -> None:
+def _table(rows: list[dict[str, Any]], out: Out) -> None:
     headers = ["scenario", "result", "requests", "recovery", "time"]
-    body = [[r["scenario"], "ok" if r["ok"] else "FAILED", str(r["attempts"]), r["recovery"],
+    body = [[r["scenario"], "ok" if r["ok"] else "FAILED", str(r["requests"]), r["recovery"],
              f"{r['seconds']:.2f}s"] for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(headers)]
     out.write("\n" + out.paint("  ".join(h.ljust(w) for h, w in zip(headers, widths,
                                                                       strict=True)), "1") + "\n")
     for b in body:
         out.write("  ".join(c.ljust(w) for c, w in zip(b, widths, strict=True)) + "\n")
+    passed = sum(r["ok"] for r in rows)
+    out.write(f"\n{passed} passed, {len(rows) - passed} failed\n")
 
 
-async def _main(out: _Out) -> int:
-    out.write(out.paint("L0 demo", "1") + ": scripted faulty streams, recovered live.\n")
-    rows = [await _run_one(sc, out) for sc in _scenarios()]
+def scripted_scenarios() -> list[Scenario]:
+    """The in-process show, used when l0-openai is not installed."""
+
+    def case(title: str, fault: str, scripts: list[Script], **options: Any) -> Scenario:
+        async def play(show: Callable[[l0.Stream], Awaitable[None]]) -> int:
+            source = ScriptedSource(scripts)
+            fallbacks = [ScriptedSource([Script(SENTENCE, delay=0.03)])] if options.pop(
+                "fallback", False) else []
+            options.setdefault("retry", l0.Retry(attempts=1, base_delay=0.2, max_delay=1.0))
+            await show(l0.run(stream=source, fallbacks=fallbacks, **options))
+            return source.calls + sum(f.calls for f in fallbacks)
+
+        return Scenario(title, fault, play)
+
+    ok = Script(SENTENCE, delay=0.03)
+    return [
+        case("clean stream", "none", [ok]),
+        case("connection cut", "reset after 5 tokens", [Script(SENTENCE, delay=0.03,
+                                                                fail_after=5), ok]),
+        case("stalled stream", "silence after 4 tokens",
+             [Script(SENTENCE, delay=0.03, stall_after=4), ok],
+             timeout=l0.Timeout(initial_token=2.0, inter_token=0.4)),
+        case("empty answer", "zero tokens", [Script([]), ok]),
+        case("model fails", "primary crashes twice",
+             [Script(SENTENCE, delay=0.03, fail_after=3, error=RuntimeError("model crashed"))],
+             fallback=True),
+        case("resume", "cut, then continue", [Script(SENTENCE, delay=0.03, fail_after=5),
+                                              Script([" ways", *SENTENCE[5:]], delay=0.03)],
+             continue_from_last_good_token=True),
+        case("guardrail", "leaked chat markup",
+             [Script([*SENTENCE[:4], " <|im_start|>", *SENTENCE[4:]], delay=0.03), ok],
+             guardrails=[l0.CustomPatternRule([r"<\|im_start\|>"], message="instruction leak")]),
+    ]
+
+
+def _scenarios() -> tuple[str, list[Scenario]]:
+    try:
+        from l0_openai.demo import openai_scenarios
+    except ImportError:
+        return ("scripted in-process streams (pip install l0-openai for the OpenAI demo over "
+                "real HTTP)", scripted_scenarios())
+    return ("the real openai SDK, wrapped by l0.wrap, against a local OpenAI-compatible "
+            "server that injects faults", openai_scenarios())
+
+
+async def _main(out: Out) -> int:
+    what, scenarios = _scenarios()
+    out.write(out.paint("L0 demo", "1") + f": {what}.\n")
+    rows = [await _run_one(sc, out) for sc in scenarios]
     _table(rows, out)
     return 0 if all(r["ok"] for r in rows) else 1
 
 
+def show(argv: list[str] | None = None, stream: TextIO | None = None) -> int:
+    """Run the demo, writing to ``stream`` (stdout by default)."""
+    return asyncio.run(_main(Out(stream or sys.stdout)))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; exit status 0 when every stream ended with the right text."""
-    return asyncio.run(_main(_Out(sys.stdout)))
+    return show(argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,75 @@
+"""The scenarios of ``l0 demo``: the real openai SDK against a faulty local server."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import l0_core as l0
+from l0_core.demo import SENTENCE, Scenario
+from l0_core.testing.openai_server import OpenAIServer, RecordedRequest, Turn
+
+__all__ = ["openai_scenarios"]
+
+MESSAGES = [{"role": "user", "content": "Say something about streams."}]
+
+
+def _ok(**extra: Any) -> Turn:
+    return Turn(tokens=SENTENCE, delay=0.03, **extra)
+
+
+def _case(
+    title: str,
+    fault: str,
+    turns: Sequence[Turn] | Callable[[RecordedRequest], Turn],
+    **options: Any,
+) -> Scenario:
+    async def play(show: Callable[[l0.Stream], Awaitable[None]]) -> int:
+        from openai import AsyncOpenAI
+
+        async with OpenAIServer(turns=turns) as server:
+            raw = AsyncOpenAI(base_url=server.base_url, api_key="demo")
+            options.setdefault("retry", l0.Retry(base_delay=0.2, max_delay=2.0))
+            options.setdefault("timeout", l0.Timeout(initial_token=3.0, inter_token=0.5))
+            client = l0.wrap(raw, **options)
+            stream = await client.chat.completions.create(
+                model="primary", messages=MESSAGES, stream=True
+            )
+            await show(stream)
+            await raw.close()
+            return len(server.requests)
+
+    return Scenario(title, fault, play)
+
+
+def _primary_down(request: RecordedRequest) -> Turn:
+    if (request.body or {}).get("model") == "primary":
+        return Turn(status=500)
+    return _ok()
+
+
+def openai_scenarios() -> list[Scenario]:
+    cut = Turn(tokens=SENTENCE, delay=0.03, cut_after=5)
+    return [
+        _case("clean stream", "none", [_ok()]),
+        _case("rate limited", "429, Retry-After: 1", [Turn(status=429, retry_after="1"), _ok()]),
+        _case("server error", "503 twice", [Turn(status=503), Turn(status=503), _ok()]),
+        _case("connection cut", "socket closed after 5 tokens", [cut, _ok()]),
+        _case("stalled stream", "silence after 4 tokens",
+              [Turn(tokens=SENTENCE, delay=0.03, stall_after=4), _ok()]),
+        _case("silent truncation", "no finish_reason, no [DONE]",
+              [Turn(tokens=SENTENCE[:6], delay=0.03, finish_reason=None, done=False), _ok()]),
+        _case("empty answer", "zero tokens", [Turn(tokens=[]), _ok()]),
+        _case("in-band error", "error event inside a 200 stream",
+              [Turn(tokens=SENTENCE, delay=0.03, error_after=3), _ok()]),
+        _case("model down", "primary answers 500 every time", _primary_down,
+              fallbacks=[{"model": "backup"}],
+              retry=l0.Retry(network_attempts=1, base_delay=0.2)),
+        _case("resume", "cut, then continue from the checkpoint",
+              [cut, Turn(tokens=[" ways", *SENTENCE[5:]], delay=0.03)],
+              continue_from_last_good_token=True),
+        _case("length limit", "finish_reason: length, then continue",
+              [Turn(tokens=SENTENCE[:7], delay=0.03, finish_reason="length"),
+               Turn(tokens=SENTENCE[7:], delay=0.03)],
+              continue_from_last_good_token=True),
+    ]
