@@ -56,7 +56,7 @@ def safe_call(fn: Callable[..., Any], *args: Any) -> None:
     except Exception as exc:
         log.warning("l0: callback %s raised %r", getattr(fn, "__name__", fn), exc)
         return
-    if inspect.isawaitable(result):
+    if result is not None and inspect.isawaitable(result):
         try:
             task = asyncio.ensure_future(result)
         except Exception as exc:  # no running loop, or not a real awaitable
