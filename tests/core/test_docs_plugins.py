@@ -119,7 +119,7 @@ def _python_blocks(doc: Path) -> list[tuple[int, str, bool]]:
     return blocks
 
 
-DOC_FILES = sorted(DOCS.glob("*.md"))
+DOC_FILES = [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]  # the README quickstart too
 
 
 def test_docs_have_python_examples() -> None:
@@ -154,7 +154,7 @@ def run_block(source: str, line: int, filename: str, namespace: dict[str, Any]) 
 @pytest.mark.usefixtures("fresh_process_state")
 @pytest.mark.parametrize("doc", DOC_FILES, ids=[d.name for d in DOC_FILES])
 def test_python_blocks_run(doc: Path) -> None:
-    filename = f"docs/{doc.name}"
+    filename = str(doc.relative_to(ROOT))
     namespace: dict[str, Any] = {"__name__": f"docs_{doc.stem}"}
     for line, source, skipped in _python_blocks(doc):
         if skipped:
