@@ -273,6 +273,7 @@ class _Session:
         self._total_handle: asyncio.TimerHandle | None = None
         self.started = False
         self.finished = False
+        self._close_waiter: asyncio.Future[None] | None = None
 
     # -- identity and events --------------------------------------------------------------
 
@@ -757,6 +758,9 @@ class _Session:
             raise
         finally:
             self.finished = True
+            waiter = self._close_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
             if self._total_handle is not None:
                 self._total_handle.cancel()
             if st.duration is None:
@@ -1142,16 +1146,18 @@ class Stream:
     read, and the iteration then raises ``STREAM_ABORTED``.
     """
 
-    __slots__ = ("__weakref__", "_gen", "_session")
+    __slots__ = ("__weakref__", "_session")
 
     def __init__(self, session: _Session) -> None:
         self._session = session
-        self._gen: Any = None
 
     def __aiter__(self) -> AsyncIterator[Event]:
-        gen = self._gen
+        # Only a weak reference is kept: when a consumer ``break``s out of ``async for``
+        # and drops the iterator, asyncio finalises the generator at once, which closes
+        # the upstream even while this Stream object is still referenced.
+        gen = self._session._gen() if self._session._gen is not None else None
         if gen is None:
-            gen = self._gen = self._session.events()
+            gen = self._session.events()
             self._session._gen = weakref.ref(gen)
         return gen  # type: ignore[no-any-return]
 
@@ -1197,10 +1203,15 @@ class Stream:
 
     async def aclose(self) -> None:
         """Stop iterating and close the upstream now."""
-        gen = self._gen
+        s = self._session
+        gen = s._gen() if s._gen is not None else None
         if gen is not None:
             await gen.aclose()
-        self._session.finished = True
+        elif s.started and not s.finished:
+            # the consumer dropped the iterator: asyncio is finalising it; wait for that
+            s._close_waiter = asyncio.get_running_loop().create_future()
+            await s._close_waiter
+        s.finished = True
 
     async def __aenter__(self) -> Stream:
         return self

@@ -143,3 +143,14 @@ async def test_every_path_closes_its_upstream() -> None:
     assert primary.calls == 3  # error, timeout, zero output (no model retries left)
     assert all(s.closed or s.finished for s in primary.streams + backup.streams)
     assert all(s.closed for s in primary.streams)
+
+
+async def test_break_alone_closes_upstream_while_stream_is_still_referenced() -> None:
+    source = ScriptedSource([Script(["a", "b", "c"], delay=0.01)])
+    stream = l0.run(stream=source)
+    async for _ in stream:
+        break
+    for _ in range(5):  # asyncio finalises the abandoned generator on the next loop turns
+        await asyncio.sleep(0)
+    assert source.streams[0].closed
+    assert stream.state.content == "a"
