@@ -1159,7 +1159,7 @@ class Stream:
         if gen is None:
             gen = self._session.events()
             self._session._gen = weakref.ref(gen)
-        return gen  # type: ignore[no-any-return]
+        return gen
 
     @property
     def state(self) -> State:
