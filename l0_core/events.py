@@ -312,7 +312,9 @@ class ObservabilityEvent:
             "ts": self.ts,
             "streamId": self.stream_id,
             "context": thaw(self.context),
-            **self.meta,
+            # keys starting with "_" hold Python objects (the L0Error, the State) for
+            # in-process listeners; they are not part of the serialised shape
+            **{k: v for k, v in self.meta.items() if not k.startswith("_")},
         }
 
     def __repr__(self) -> str:

@@ -17,6 +17,7 @@ continuation) switch the session to a general loop.
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import logging
 import time
@@ -152,10 +153,18 @@ async def _close(*things: Any) -> None:
 
 
 class _Watchdog:
-    """Time to first token and inter-token idle, checked without per-token work."""
+    """Idle timers for one attempt, checked without any per-token work.
 
-    __slots__ = ("fired", "handle", "initial", "inter", "last_change", "last_seen", "phase",
-                 "session", "started")
+    A timer callback looks at the session's progress (text pieces plus other
+    items) every quarter of the limit. Only time spent while the generator is
+    really waiting on the source counts: when a check finds the consumer holding
+    control, the clock restarts at the next check that finds the generator
+    reading again. So an idle source is detected between 1 and 1.5 limits after
+    its last item, and a slow consumer never looks like a stall.
+    """
+
+    __slots__ = ("fired", "handle", "idle", "initial", "inter", "last_change", "last_seen",
+                 "limit", "phase", "session")
 
     def __init__(self, session: _Session, initial: float | None, inter: float | None) -> None:
         self.session = session
@@ -164,27 +173,31 @@ class _Watchdog:
         self.handle: asyncio.TimerHandle | None = None
         self.fired: str | None = None
         self.phase = "initial"
+        self.limit: float | None = initial
+        self.idle = False
         self.last_seen = -1
         self.last_change = 0.0
-        self.started = 0.0
 
     def arm(self) -> None:
-        loop = asyncio.get_running_loop()
-        self.started = loop.time()
         self.phase = "initial"
-        if self.initial is not None:
-            self.handle = loop.call_at(self.started + self.initial, self._fire)
+        self._start(self.initial)
 
     def to_inter(self) -> None:
+        self.phase = "inter"
+        self._start(self.inter)
+
+    def _start(self, limit: float | None) -> None:
         if self.handle is not None:
             self.handle.cancel()
             self.handle = None
-        self.phase = "inter"
-        if self.inter is not None:
-            loop = asyncio.get_running_loop()
-            self.last_change = loop.time()
-            self.last_seen = self.session.progress()
-            self.handle = loop.call_at(self.last_change + self.inter / 4.0, self._fire)
+        self.limit = limit
+        if limit is None:
+            return
+        loop = asyncio.get_running_loop()
+        self.last_change = loop.time()
+        self.last_seen = self.session.progress()
+        self.idle = False
+        self.handle = loop.call_at(self.last_change + limit / 4.0, self._fire)
 
     def disarm(self) -> None:
         if self.handle is not None:
@@ -193,29 +206,57 @@ class _Watchdog:
 
     def _fire(self) -> None:
         self.handle = None
+        limit = self.limit
+        if limit is None:
+            return
         s = self.session
         loop = asyncio.get_running_loop()
         now = loop.time()
-        if self.phase == "initial":
-            assert self.initial is not None
-            if not s.reading():
-                self.handle = loop.call_at(now + self.initial / 4.0, self._fire)
+        if not s.reading():
+            self.idle = True
+        else:
+            seen = s.progress()
+            if self.idle or seen != self.last_seen:
+                self.idle = False
+                self.last_seen = seen
+                self.last_change = now
+            elif now - self.last_change >= limit * 0.999:
+                self.fired = self.phase
+                s.interrupt()
                 return
-            self.fired = "initial"
-            s.interrupt()
-            return
-        assert self.inter is not None
-        seen = s.progress()
-        if seen != self.last_seen or not s.reading():
-            self.last_seen = seen
-            self.last_change = now
-            self.handle = loop.call_at(now + self.inter / 4.0, self._fire)
-            return
-        if now - self.last_change >= self.inter * 0.999:
-            self.fired = "inter"
-            s.interrupt()
-            return
-        self.handle = loop.call_at(self.last_change + self.inter, self._fire)
+        self.handle = loop.call_at(min(now + limit / 4.0, self.last_change + limit)
+                                   if not self.idle else now + limit / 4.0, self._fire)
+
+
+def _innermost_future(gen: Any) -> asyncio.Future[Any] | None:
+    """The future at the bottom of what ``gen`` is awaiting, or ``None``.
+
+    Cancelling that one future interrupts exactly the pending read, in whatever
+    task is driving the stream (``asyncio.wait_for`` and ``gather`` run it in
+    tasks of their own). Opaque awaitables (an async generator's ``asend``, a
+    future's iterator) are looked into through ``gc.get_referents``; this runs
+    only when a timer fires or on ``abort()``, never per token.
+    """
+    obj: Any = gen.ag_await
+    for _ in range(128):
+        if obj is None:
+            return None
+        if isinstance(obj, asyncio.Future):
+            return None if isinstance(obj, asyncio.Task) else obj
+        if hasattr(obj, "cr_await"):
+            obj = obj.cr_await
+        elif hasattr(obj, "ag_await"):
+            obj = obj.ag_await
+        elif hasattr(obj, "gi_yieldfrom"):
+            obj = obj.gi_yieldfrom
+        else:
+            obj = next(
+                (r for r in gc.get_referents(obj)
+                 if isinstance(r, asyncio.Future) or hasattr(r, "cr_await")
+                 or hasattr(r, "ag_await") or hasattr(r, "gi_yieldfrom")),
+                None,
+            )
+    return None
 
 
 class _Session:
@@ -266,9 +307,11 @@ class _Session:
         self._gen: weakref.ref[Any] | None = None
         self._task: asyncio.Task[Any] | None = None
         self._stop: L0Error | None = None
-        self._cancelled_by_us = False
+        self._cancelled_by_us: str | None = None
         self._items = 0  # non-text items, for the watchdog
         self._validated = 0  # parts that passed every streaming check
+        self._g_off = 0  # characters already seen by the guardrails
+        self._d_off = 0  # characters already seen by the drift detector
         self._wd: _Watchdog | None = None
         self._total_handle: asyncio.TimerHandle | None = None
         self.started = False
@@ -301,9 +344,15 @@ class _Session:
         return gen is not None and gen.ag_await is not None
 
     def interrupt(self) -> None:
+        gen = self._gen() if self._gen is not None else None
+        target = _innermost_future(gen) if gen is not None else None
+        if target is not None and not target.done():
+            self._cancelled_by_us = "future"
+            target.cancel()
+            return
         task = self._task
         if task is not None and not task.done():
-            self._cancelled_by_us = True
+            self._cancelled_by_us = "task"
             task.cancel()
 
     def request_stop(self, error: L0Error) -> None:
@@ -344,6 +393,8 @@ class _Session:
         if self.timeout.total is not None:
             self._total_handle = loop.call_at(loop.time() + self.timeout.total, self._on_total)
         self.emit(T.SESSION_START, attempt=1, isRetry=False, isFallback=False)
+        if self._stop is not None and self._stop.code is ErrorCode.STREAM_ABORTED:
+            self.emit(T.ABORT_REQUESTED, source="user")  # abort() came before iteration
         wd = self._wd = _Watchdog(self, self.timeout.initial_token, self.timeout.inter_token)
         index = 0
         attempt = 1
@@ -366,7 +417,7 @@ class _Session:
         try:
             while True:
                 if self._stop is not None:
-                    raise self._stop
+                    raise self._final_error(self._stop, errors_seen)
                 source = self.sources[index]
                 st.attempt = attempt
                 st.fallback_index = index
@@ -375,6 +426,8 @@ class _Session:
                 session: AdapterSession | None = None
                 delivered_from = len(st.parts)  # where this attempt's text starts
                 self._validated = delivered_from
+                self._g_off = self._d_off = self._chars_at(delivered_from)
+                tools_from, data_from = len(st.tool_calls), len(st.data_outputs)
                 checked = delivered_from  # parts already seen by streaming guardrails
                 drift_checked = delivered_from
                 dedup: OverlapRemover | None = None
@@ -385,7 +438,11 @@ class _Session:
                     streaming_rules = [r for r in rules if getattr(r, "streaming", True)]
                     if resume is not None and resume.checkpoint:
                         for rule in streaming_rules:  # re-feed what is kept so state is right
-                            rule.check_delta(resume.checkpoint, 0)
+                            try:
+                                rule.check_delta(resume.checkpoint, 0)
+                            except Exception as rule_exc:
+                                log.warning("l0: guardrail %s raised %r; ignored", rule.name,
+                                            rule_exc)
                 if detector is not None and attempt + index > 1:
                     detector = create_detector(self.drift_item)
                 reported_drift: set[str] = set()
@@ -433,15 +490,22 @@ class _Session:
                             if r is None:
                                 return None
                             if isinstance(r, Event):
+                                if type(r) is Token:
+                                    return text_step(r.text or "")
                                 return self._side_events(r)
                             mixed: list[Event] = []  # text and events from one item
-                            for ev in r:
-                                if type(ev) is Token:
-                                    tok = text_step(ev.text or "")
-                                    if tok is not None:
-                                        mixed.append(tok)
-                                else:
-                                    mixed.extend(self._side_events(ev))
+                            before = len(parts)
+                            try:
+                                for ev in r:
+                                    if type(ev) is Token:
+                                        tok = text_step(ev.text or "")
+                                        if tok is not None:
+                                            mixed.append(tok)
+                                    else:
+                                        mixed.extend(self._side_events(ev))
+                            except L0Error:
+                                st._truncate(before)  # none of this item was delivered
+                                raise
                             return mixed
                         return text_step(r)
 
@@ -455,6 +519,7 @@ class _Session:
                                 st.deduplication_applied = True
                                 st.overlap_removed = dedup.removed
                             if not r:
+                                self._items += 1  # held back, but the source is alive
                                 return None
                         parts.append(r)
                         countdown -= 1
@@ -575,7 +640,9 @@ class _Session:
                             st.overlap_removed = dedup.removed
                         if tail:
                             parts.append(tail)
-                            yield Token(tail)
+                            tail_token = Token(tail)
+                            self._consumer_event(tail_token, tail)
+                            yield tail_token
                     finish: Finish = session.finish()
                     st.finish_reason = finish.finish_reason
                     if finish.usage is not None:
@@ -587,8 +654,8 @@ class _Session:
                         )
                     if (
                         self.detect_zero
-                        and not st.tool_calls
-                        and not st.data_outputs
+                        and len(st.tool_calls) == tools_from
+                        and len(st.data_outputs) == data_from
                         and not any(p.strip() for p in parts[delivered_from:])
                         and not (resume is not None and resume.checkpoint.strip())
                     ):
@@ -604,6 +671,8 @@ class _Session:
                         finish.finish_reason == "length"
                         and cont is not None
                         and cont.continue_on_length
+                        and model_retries < self.retry.attempts
+                        and model_retries + network_retries < self.retry.max_retries
                     ):
                         self.emit(T.FINISH_REASON, finishReason="length")
                         self._validated = len(parts)
@@ -626,6 +695,9 @@ class _Session:
                     if err is not exc and isinstance(exc, L0Error) is False:
                         pass
                     err.token_count = len(st.parts)
+                    err.content_length = self._chars_at(len(st.parts))
+                    err.model_retry_count = st.model_retry_count
+                    err.network_retry_count = st.network_retry_count
                     err.fallback_index = index
                     err.context = self.context
                     st.errors.append(err)
@@ -635,9 +707,22 @@ class _Session:
                         self.emit(T.NETWORK_ERROR, error=err.message, code=err.code.value,
                                   retryable=True)
                     # -- decide -------------------------------------------------------------
-                    action, delay, reason = await self._decide(
-                        err, index, model_retries, network_retries
-                    )
+                    try:
+                        action, delay, reason = await self._decide(
+                            err, index, model_retries, network_retries
+                        )
+                    except asyncio.CancelledError as cancel:
+                        raise self._stopped(cancel, errors_seen) from None
+                    if action == "halt-bare":
+                        bare = L0Error(
+                            f"{err.code.value}: {err.message} - and the stream cannot be "
+                            f"retried because it was given as an iterator; pass a factory (a "
+                            f"function that returns a new stream)",
+                            ErrorCode.INVALID_STREAM, context=self.context,
+                        )
+                        bare.__cause__ = err
+                        errors_seen.append(bare)
+                        err = bare
                     will_retry = action == "retry"
                     will_fallback = action == "fallback"
                     # what of this attempt's text is kept
@@ -672,26 +757,38 @@ class _Session:
                         _error=err,
                     )
                     if err.code is not ErrorCode.STREAM_ABORTED:  # the caller asked for it
-                        yield ErrorEvent(err, will_retry, will_fallback)
+                        error_event = ErrorEvent(err, will_retry, will_fallback)
+                        self._consumer_event(error_event, None)
+                        yield error_event
+                    if err is not self._stop:
+                        self._raise_if_stopped(errors_seen)
                     if not (will_retry or will_fallback):
                         if action == "halt-exhausted" and self.listeners:
                             self.emit(T.RETRY_GIVE_UP, attempt=attempt,
                                       maxAttempts=self._max_for(err), reason=reason)
                         final = self._final_error(err, errors_seen)
                         raise final from final.__cause__
-                    if len(st.parts) > keep:
+                    # a restart forgets the attempt's tool calls and data with its text
+                    dropped_calls = [] if continuing else st.tool_calls[tools_from:]
+                    if len(st.parts) > keep or dropped_calls:
                         dropped = "".join(st.parts[keep:])
-                        offset = len(st.content) - len(dropped)
+                        offset = self._chars_at(keep)
                         st._truncate(keep)
+                        if not continuing:
+                            del st.tool_calls[tools_from:]
+                            del st.data_outputs[data_from:]
                         self.emit(T.DISCARD, attempt=attempt, fallbackIndex=index,
-                                  offset=offset, length=len(dropped), reason=err.code.value)
-                        yield Discard(dropped, offset, attempt, err.code.value)
+                                  offset=offset, length=len(dropped), reason=err.code.value,
+                                  toolCalls=len(dropped_calls))
+                        discard = Discard(dropped, offset, attempt, err.code.value)
+                        self._consumer_event(discard, None)
+                        yield discard
+                        self._raise_if_stopped(errors_seen)
                     if continuing and keep > 0:
                         self._save_checkpoint(keep)
                         checkpoint = st.content
-                        resume = Resume.build(checkpoint, keep, attempt + 1 if will_retry else 1,
-                                              index + (1 if will_fallback else 0),
-                                              self.build_prompt)
+                        resume = self._resume(checkpoint, keep, attempt + 1 if will_retry else 1,
+                                              index + (1 if will_fallback else 0))
                     else:
                         resume = None
                     if will_retry:
@@ -706,10 +803,14 @@ class _Session:
                         self.emit(T.RETRY_ATTEMPT, attempt=model_retries + network_retries,
                                   maxAttempts=self._max_for(err), reason=reason,
                                   delayMs=delay * 1000.0, isNetwork=KINDS[err.code].network_budget)
-                        await _close(it, src)
-                        it = src = None
-                        if delay > 0:
-                            await self._sleep(delay)
+                        try:
+                            await _close(it, src)
+                            it = src = None
+                            if delay > 0:
+                                await self._sleep(delay)
+                        except asyncio.CancelledError as cancel:
+                            raise self._stopped(cancel, errors_seen) from None
+                        self._raise_if_stopped(errors_seen)
                         attempt += 1
                         self.emit(T.ATTEMPT_START, attempt=attempt, isRetry=True,
                                   isFallback=False)
@@ -717,8 +818,12 @@ class _Session:
                         if model_retries + network_retries > 0 or reason == "Retries exhausted":
                             self.emit(T.RETRY_GIVE_UP, attempt=attempt,
                                       maxAttempts=self._max_for(err), reason=reason)
-                        await _close(it, src)
-                        it = src = None
+                        try:
+                            await _close(it, src)
+                            it = src = None
+                        except asyncio.CancelledError as cancel:
+                            raise self._stopped(cancel, errors_seen) from None
+                        self._raise_if_stopped(errors_seen)
                         self.emit(T.FALLBACK_START, fromIndex=index, toIndex=index + 1,
                                   reason=reason)
                         index += 1
@@ -769,6 +874,43 @@ class _Session:
                 self._end_events(index, last_error)
 
     # -- helpers used by the generator --------------------------------------------------
+
+    def _chars_at(self, n_parts: int) -> int:
+        """Characters in the first ``n_parts`` pieces (O(1) when all parts are joined)."""
+        parts = self.state.parts
+        if n_parts == len(parts):
+            return len(self.state.content)
+        return sum(map(len, parts[:n_parts]))
+
+    def _consumer_event(self, event: Event, text: str | None) -> None:
+        cbs = self.callbacks
+        if cbs is None:
+            return
+        if text is not None and cbs.on_token is not None:
+            safe_call(cbs.on_token, text)
+        if cbs.on_stream_event is not None:
+            safe_call(cbs.on_stream_event, event)
+
+    def _resume(self, checkpoint: str, tokens: int, attempt: int, index: int) -> Resume:
+        try:
+            return Resume.build(checkpoint, tokens, attempt, index, self.build_prompt)
+        except Exception as exc:
+            log.warning("l0: build_continuation_prompt raised %r; using the default prompt", exc)
+            return Resume.build(checkpoint, tokens, attempt, index, None)
+
+    def _raise_if_stopped(self, seen: list[L0Error]) -> None:
+        """End the session now if abort() or the total budget asked for it meanwhile."""
+        stop = self._stop
+        if stop is not None:
+            final = self._final_error(stop, seen)
+            raise final from final.__cause__
+
+    def _stopped(self, cancel: asyncio.CancelledError, seen: list[L0Error]) -> BaseException:
+        """A cancellation while recovering: our abort/timeout becomes its typed error."""
+        converted = self._convert_cancel(cancel)
+        if isinstance(converted, L0Error):
+            return self._final_error(converted, seen)
+        return converted
 
     def _countdown(self) -> int:
         n = 1 << 30
@@ -864,7 +1006,7 @@ class _Session:
         n = len(parts)
         if rules and n > checked:
             delta = "".join(parts[checked:n]) if n - checked > 1 else parts[checked]
-            offset = len(st.content) - len(delta)
+            offset = self._g_off
             found: list[Violation] = []
             for rule in rules:
                 try:
@@ -877,9 +1019,11 @@ class _Session:
             if found:
                 self._apply_violations(found, streaming=True)
             checked = n
+            self._g_off = offset + len(delta)
         if detector is not None and n > drift_checked:
             delta = "".join(parts[drift_checked:n])
-            offset = len(st.content) - len(delta)
+            offset = self._d_off
+            self._d_off = offset + len(delta)
             result = None
             try:
                 result = detector.check_delta(delta, offset)
@@ -999,12 +1143,10 @@ class _Session:
         exhausted = used >= budget or model_retries + network_retries >= r.max_retries
         if r.retry_on is not None and err.code not in r.retry_on:
             exhausted = True
-        if source.bare and not exhausted:
-            raise L0Error(
-                f"{err.code.value}: {err.message} - and the stream cannot be retried because it "
-                f"was given as an iterator; pass a factory (a function that returns a new stream)",
-                ErrorCode.INVALID_STREAM,
-            ) from err
+        if source.bare and not exhausted:  # an iterator cannot be read again
+            if has_fallback:
+                return "fallback", 0.0, "the stream was an iterator and cannot be retried"
+            return "halt-bare", 0.0, "the stream was an iterator and cannot be retried"
         if not exhausted and err.retry_after is not None and err.retry_after > r.max_retry_after:
             if has_fallback:
                 return "fallback", 0.0, (
@@ -1047,14 +1189,14 @@ class _Session:
 
     def _convert_cancel(self, exc: asyncio.CancelledError) -> BaseException:
         """Turn our own interruption into a typed error; let real cancellation through."""
-        if not self._cancelled_by_us:
+        how, self._cancelled_by_us = self._cancelled_by_us, None
+        if how is None:
             return exc
-        self._cancelled_by_us = False
-        task = self._task
-        if task is not None:
+        task = asyncio.current_task()
+        if how == "task" and task is not None:
             task.uncancel()
-            if task.cancelling():
-                return exc  # somebody else cancelled too: honour it
+        if task is not None and task.cancelling():
+            return exc  # somebody else cancelled too: honour it
         wd = self._wd
         if wd is not None and wd.fired is not None:
             which, wd.fired = wd.fired, None
@@ -1195,10 +1337,11 @@ class Stream:
         """Stop the session: a pending read is interrupted and the stream raises
         ``STREAM_ABORTED``."""
         s = self._session
-        if s.finished or s.state.aborted:
+        if s.finished or s.state.aborted or s.state.completed:
             return
         s.state.aborted = True
-        s.emit(T.ABORT_REQUESTED, source="user")
+        if s.started:  # before the start, SESSION_START comes first, then this
+            s.emit(T.ABORT_REQUESTED, source="user")
         s.request_stop(L0Error(reason, ErrorCode.STREAM_ABORTED))
 
     async def aclose(self) -> None:

@@ -89,7 +89,11 @@ class State:
         n = len(parts)
         if n != self._joined_n:
             if n > self._joined_n:
-                self._joined += "".join(parts[self._joined_n :])
+                # With the only reference held locally, CPython grows the string in place,
+                # so reading the content as it grows costs O(new text), not O(all text).
+                joined, self._joined = self._joined, ""
+                joined += "".join(parts[self._joined_n :])
+                self._joined = joined
             else:
                 self._joined = "".join(parts)
             self._joined_n = n

@@ -246,7 +246,7 @@ async def test_stream_events_callback_sees_every_event() -> None:
     source = ScriptedSource([Script(["a"], fail_after=1), Script(["b"])])
     stream = l0.run(stream=source, on_stream_event=lambda e: kinds.append(e.type.value))
     assert await stream.read() == "b"
-    assert kinds == ["token", "token", "complete"]
+    assert kinds == ["token", "error", "discard", "token", "complete"]
 
 
 async def test_every_callback_can_fire() -> None:
