@@ -9,6 +9,8 @@ from l0_core.events import ObservabilityEvent
 from l0_core.guardrails import CustomPatternRule
 from l0_core.hookspecs import Register, hookimpl
 from l0_core.retry import PRESETS, NamedRetryPolicy
+from l0_core.rules import BUILTIN_RULES
+from l0_core.rules.presets import preset_factories
 
 __all__ = ["LoggingObserver"]
 
@@ -37,7 +39,11 @@ def l0_register_adapters(register: Register) -> None:
 
 @hookimpl
 def l0_register_guardrails(register: Register) -> None:
+    for rule in BUILTIN_RULES:
+        register(rule)
     register(CustomPatternRule)
+    for preset in preset_factories():  # so that config accepts preset names
+        register(preset)
 
 
 @hookimpl

@@ -33,17 +33,16 @@ class DriftDetector(Protocol):
 
 
 def create_detector(item: Any) -> DriftDetector | None:
-    """A fresh detector for one session from a detector class, factory or ``create()``."""
+    """A fresh detector for one session from a detector class, factory or ``create()``.
+
+    ``True`` is the built-in :class:`l0_core.drift_detector.DriftDetector`.
+    """
     if item is None or item is False:
         return None
-    if item is True:
-        from l0_core.plugins import get_host
+    if item is True:  # the built-in detector with its defaults
+        from l0_core.drift_detector import DriftDetector as BuiltinDetector
 
-        reg = get_host().registry("guardrails")
-        if "drift" not in reg:
-            raise ValueError("drift=True needs a registered 'drift' detector")
-        made: DriftDetector = reg.get("drift")()
-        return made
+        return BuiltinDetector()
     create = getattr(item, "create", None)
     if callable(create):
         created: DriftDetector = create()

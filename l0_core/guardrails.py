@@ -185,7 +185,11 @@ class CustomPatternRule:
 
 @dataclass(frozen=True)
 class RuleSpec:
-    """A named rule with options, resolved through the registry once per session."""
+    """A named rule with options, resolved through the registry once per session.
+
+    The name may also be a preset (``"recommended"``...): :func:`create_rules`
+    expands it to the preset's rules.
+    """
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
@@ -217,7 +221,9 @@ def _create_one(item: Any) -> Rule:
 
 
 def create_rules(items: Iterable[Any] | None) -> list[Rule]:
-    """Fresh rule objects for one session."""
+    """Fresh rule objects for one session; preset names expand to their rules."""
     if not items:
         return []
-    return [_create_one(item) for item in items]
+    from l0_core.rules.presets import expand
+
+    return [_create_one(item) for item in expand(items)]
