@@ -1,0 +1,488 @@
+"""The ``json`` and ``strict_json`` rules.
+
+``json`` validates JSON while it streams: a complete grammar check (strings and
+escapes, numbers, literals, commas, colons, brackets), character by character
+over a small carried state (the mode, the stack of open brackets, the partial
+number or literal), so an impossible character is reported where it occurs -
+a ``}`` with no open brace, a ``]`` closing a ``{``, a second root value, text
+after the root. String bodies, whitespace and digit runs are skipped with one
+regular-expression step each, so the Python work is per structural character.
+At the end only the carried state is looked at: an unclosed string, missing
+closers, a cut number.
+
+By default the rule only acts on output that *starts like JSON* - ``{"``,
+``{}``, ``[{``, ``[[``, ``["`` or ``[]`` (whitespace allowed) - so prose that
+happens to start with ``[1]`` or ``{{name}}`` is left alone; ``require=True``
+treats every output as JSON (root must be an object or an array).
+
+``strict_json`` checks the complete text once, with a real parser.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import orjson
+
+from l0_core.guardrails import Severity, Violation
+from l0_core.rules._base import BuiltinRule
+
+__all__ = ["JsonRule", "StrictJsonRule"]
+
+_STR_RUN = re.compile(r'[^"\\\x00-\x1f]*')
+_WS_RUN = re.compile(r"[ \t\n\r]*")
+_DIGITS = re.compile(r"[0-9]*")
+
+# modes of the scanner
+_VALUE = 0  # a value must come (after ':' or ',' in an array, or the root)
+_VALUE_OR_CLOSE = 1  # just after '['
+_KEY = 2  # after ',' in an object
+_KEY_OR_CLOSE = 3  # just after '{'
+_COLON = 4  # after a key
+_AFTER = 5  # after a value inside a container: ',' or the closer
+_DONE = 6  # the root value is complete
+_STR = 7  # inside a string (key or value: see _in_key)
+_ESC = 8  # after a backslash in a string
+_UNI = 9  # inside \\uXXXX (``_count`` hex digits still to come)
+_NUM = 10  # inside a number (``_num`` is the number automaton's state)
+_LIT = 11  # inside true/false/null (``_lit`` is what is still to come)
+_UNDECIDED = 12  # auto mode: nothing but whitespace so far
+_PENDING = 13  # auto mode: saw '{' or '[' (``_pend``), waiting for the next character
+_DEAD = 14  # an error was reported: nothing more to say
+_OFF = 15  # auto mode: the output does not start like JSON
+
+# the number automaton: state -> {character class -> state}; accepting states end a number
+_N_MINUS, _N_ZERO, _N_INT, _N_DOT, _N_FRAC, _N_E, _N_ESIGN, _N_EXP = range(1, 9)
+_N_ACCEPT = frozenset((_N_ZERO, _N_INT, _N_FRAC, _N_EXP))
+_NUM_CHARS = frozenset("0123456789+-.eE")
+_DIGIT_SET = frozenset("0123456789")
+
+
+def _num_step(state: int, c: str) -> int:
+    """The next state of the number automaton, or 0 when ``c`` cannot come here."""
+    digit = c in _DIGIT_SET
+    if state == _N_MINUS:
+        return _N_ZERO if c == "0" else (_N_INT if digit else 0)
+    if state == _N_ZERO:
+        return _N_DOT if c == "." else (_N_E if c in "eE" else 0)
+    if state == _N_INT:
+        return _N_INT if digit else (_N_DOT if c == "." else (_N_E if c in "eE" else 0))
+    if state == _N_DOT:
+        return _N_FRAC if digit else 0
+    if state == _N_FRAC:
+        return _N_FRAC if digit else (_N_E if c in "eE" else 0)
+    if state == _N_E:
+        return _N_ESIGN if c in "+-" else (_N_EXP if digit else 0)
+    if state in (_N_ESIGN, _N_EXP):
+        return _N_EXP if digit else 0
+    return 0
+
+
+_CLOSER = {"{": "}", "[": "]"}
+_LITERALS = {"t": "true", "f": "false", "n": "null"}
+
+
+def _show(c: str) -> str:
+    return repr(c)
+
+
+# The scanner's state without its stack (and the stack's top) is a small tuple; each
+# distinct one gets an id. For a delta that does not pop below the stack it found, the
+# scanner's effect is a pure function of (state id, delta): the new state id and what
+# the delta leaves pushed. Token streams repeat their deltas, so these moves are memoised
+# (shared by every session: a cache of a pure function).
+_State = tuple[int, str, bool, int, int, str, str, bool, bool]
+_SIDS: dict[_State, int] = {}
+_STATES: list[_State] = []
+_MEMO: list[dict[str, tuple[int, str]]] = []
+_MEMO_LIMIT = 20_000  # entries per state id before its memo is dropped
+_MEMO_DELTA = 48  # longer deltas are not memoised
+
+
+def _intern(state: _State) -> int:
+    sid = _SIDS.get(state)
+    if sid is None:
+        sid = len(_STATES)
+        _STATES.append(state)
+        _MEMO.append({})
+        _SIDS[state] = sid
+    return sid
+
+
+class JsonRule(BuiltinRule):
+    """Registered as ``json``: the output must be well-formed JSON.
+
+    :param require: every output must be one JSON object or array (``False``,
+        the default: only output that starts like JSON is checked).
+    :param multiple: allow several root values one after the other (JSON Lines).
+    :param severity: ``error`` by default (the attempt is retried).
+    """
+
+    name = "json"
+    default_severity: ClassVar[Severity] = "error"
+
+    __slots__ = ("_count", "_idle", "_in_key", "_lit", "_low", "_mode", "_multiple", "_num",
+                 "_pend", "_require", "_sid", "_stack")
+
+    def __init__(
+        self,
+        *,
+        require: bool = False,
+        multiple: bool = False,
+        severity: Severity | None = None,
+        recoverable: bool = True,
+        streaming: bool = True,
+        **options: Any,
+    ) -> None:
+        super().__init__(
+            severity=severity, recoverable=recoverable, streaming=streaming, **options
+        )
+        self._require = bool(require)
+        self._multiple = bool(multiple)
+        self._reset()
+
+    def _options(self) -> dict[str, Any]:
+        return {**super()._options(), "require": self._require, "multiple": self._multiple}
+
+    def _reset(self) -> None:
+        self._mode = _VALUE if self._require else _UNDECIDED
+        self._stack: list[str] = []
+        self._in_key = False
+        self._count = 0
+        self._num = 0
+        self._lit = ""
+        self._pend = ""
+        self._low = 0  # the lowest stack depth during the last run
+        self._sid = self._intern()
+        self._idle = False  # off (not JSON) or dead (an error was reported)
+
+    # -- streaming ----------------------------------------------------------------------
+
+    def _intern(self) -> int:
+        stack = self._stack
+        return _intern((self._mode, stack[-1] if stack else "", self._in_key, self._count,
+                        self._num, self._lit, self._pend, self._require, self._multiple))
+
+    def _load(self) -> None:
+        """Set the scanner's fields from its state id (the fast path only moves the id)."""
+        (self._mode, _, self._in_key, self._count, self._num, self._lit, self._pend, _, _) = (
+            _STATES[self._sid]
+        )
+
+    def check_delta(self, delta: str, offset: int) -> Sequence[Violation] | None:
+        if offset == self._pos and self._synced:
+            self._pos = offset + len(delta)
+            if self._idle:  # not JSON, or an error was reported: nothing more to do
+                return None
+            moved = _MEMO[self._sid].get(delta)
+            if moved is not None:  # the common case: a delta seen before, in this state
+                self._sid, pushed = moved
+                if pushed:
+                    self._stack.extend(pushed)
+                return None
+            return self._scan(delta, offset)
+        return super().check_delta(delta, offset)
+
+    def _scan(self, s: str, base: int) -> list[Violation] | None:
+        self._load()
+        sid = self._sid
+        depth = self._low = len(self._stack)
+        err = self._run(s, base)
+        self._sid = self._intern()
+        self._idle = self._mode >= _DEAD
+        if err is not None:
+            return [err]
+        if self._low >= depth and len(s) <= _MEMO_DELTA:
+            memo = _MEMO[sid]
+            if len(memo) >= _MEMO_LIMIT:
+                memo.clear()
+            memo[s] = (self._sid, "".join(self._stack[depth:]))
+        return None
+
+    def _fail(self, i: int, base: int, message: str, suggestion: str | None = None) -> Violation:
+        self._mode = _DEAD
+        return self._violation(
+            message, base + i, suggestion or "the output is not valid JSON; retry"
+        )
+
+    def _run(self, s: str, base: int) -> Violation | None:  # one state machine
+        n = len(s)
+        i = 0
+        mode = self._mode
+        stack = self._stack
+        while i < n:
+            if mode == _STR:
+                j = _STR_RUN.match(s, i).end()  # type: ignore[union-attr]
+                if j >= n:
+                    break
+                c = s[j]
+                if c == '"':
+                    i = j + 1
+                    mode = _COLON if self._in_key else (_AFTER if stack else _DONE)
+                elif c == "\\":
+                    i = j + 1
+                    mode = _ESC
+                else:
+                    return self._fail(j, base, f"unescaped control character {c!r} in a string")
+                continue
+            c = s[i]
+            if mode == _AFTER:
+                if c in " \t\n\r":
+                    i = _WS_RUN.match(s, i).end()  # type: ignore[union-attr]
+                    continue
+                top = stack[-1]
+                if c == ",":
+                    mode = _KEY if top == "{" else _VALUE
+                elif c == "}" or c == "]":
+                    if _CLOSER[top] != c:
+                        return self._fail(
+                            i, base, f"{c!r} closes {top!r} (expected {_CLOSER[top]!r})"
+                        )
+                    stack.pop()
+                    if len(stack) < self._low:
+                        self._low = len(stack)
+                    mode = _AFTER if stack else _DONE
+                else:
+                    return self._fail(
+                        i, base, f"unexpected {_show(c)}: expected ',' or {_CLOSER[top]!r}"
+                    )
+                i += 1
+                continue
+            if mode == _NUM:
+                state = self._num
+                if c in _NUM_CHARS:
+                    nxt = _num_step(state, c)
+                    if not nxt:
+                        return self._fail(i, base, f"invalid number: unexpected {_show(c)}")
+                    self._num = nxt
+                    i += 1
+                    if nxt in (_N_INT, _N_FRAC, _N_EXP):
+                        i = _DIGITS.match(s, i).end()  # type: ignore[union-attr]
+                    continue
+                if state not in _N_ACCEPT:
+                    return self._fail(i, base, f"incomplete number before {_show(c)}")
+                mode = _AFTER if stack else _DONE
+                continue  # the character is looked at again in the new mode
+            if c in " \t\n\r" and mode != _LIT and mode != _ESC and mode != _UNI:
+                i = _WS_RUN.match(s, i).end()  # type: ignore[union-attr]
+                continue
+            if mode in (_VALUE, _VALUE_OR_CLOSE):
+                if c == '"' and stack:
+                    mode = _STR
+                    self._in_key = False
+                elif c == "{":
+                    stack.append(c)
+                    mode = _KEY_OR_CLOSE
+                elif c == "[":
+                    stack.append(c)
+                    mode = _VALUE_OR_CLOSE
+                elif c == "]" and mode == _VALUE_OR_CLOSE:
+                    stack.pop()
+                    if len(stack) < self._low:
+                        self._low = len(stack)
+                    mode = _AFTER if stack else _DONE
+                elif c == "}" or c == "]":
+                    if not stack:
+                        what = "brace" if c == "}" else "bracket"
+                        return self._fail(i, base, f"unexpected {c!r}: no open {what}")
+                    return self._fail(i, base, f"unexpected {c!r}: a value must come first")
+                elif not stack:
+                    return self._fail(
+                        i, base, f"the JSON root must be an object or an array, not {_show(c)}"
+                    )
+                elif c in _DIGIT_SET or c == "-":
+                    mode = _NUM
+                    self._num = _N_ZERO if c == "0" else (_N_MINUS if c == "-" else _N_INT)
+                elif c in _LITERALS:
+                    mode = _LIT
+                    self._lit = _LITERALS[c][1:]
+                else:
+                    return self._fail(i, base, f"unexpected {_show(c)}: expected a value")
+                i += 1
+                continue
+            if mode in (_KEY_OR_CLOSE, _KEY):
+                if c == '"':
+                    mode = _STR
+                    self._in_key = True
+                elif c == "}" and mode == _KEY_OR_CLOSE:
+                    stack.pop()
+                    if len(stack) < self._low:
+                        self._low = len(stack)
+                    mode = _AFTER if stack else _DONE
+                elif c == "}":
+                    return self._fail(i, base, "a trailing comma before '}'")
+                else:
+                    return self._fail(i, base, f"unexpected {_show(c)}: expected a key string")
+                i += 1
+                continue
+            if mode == _COLON:
+                if c != ":":
+                    return self._fail(i, base, f"unexpected {_show(c)}: expected ':' after a key")
+                mode = _VALUE
+                i += 1
+                continue
+            if mode == _ESC:
+                if c == "u":
+                    mode = _UNI
+                    self._count = 4
+                elif c in '"\\/bfnrt':
+                    mode = _STR
+                else:
+                    return self._fail(i, base, f"invalid escape '\\{c}' in a string")
+                i += 1
+                continue
+            if mode == _UNI:
+                if c not in "0123456789abcdefABCDEF":
+                    return self._fail(i, base, f"invalid \\u escape: {_show(c)} is not hex")
+                self._count -= 1
+                if not self._count:
+                    mode = _STR
+                i += 1
+                continue
+            if mode == _LIT:
+                lit = self._lit
+                if s.startswith(lit, i):
+                    i += len(lit)
+                    self._lit = ""
+                    mode = _AFTER if stack else _DONE
+                    continue
+                if c != lit[0]:
+                    return self._fail(i, base, f"invalid literal: unexpected {_show(c)}")
+                self._lit = lit[1:]
+                i += 1
+                continue
+            if mode == _DONE:
+                if self._multiple and (c == "{" or c == "["):
+                    mode = _VALUE
+                    continue
+                if c == "}" or c == "]":
+                    what = "brace" if c == "}" else "bracket"
+                    return self._fail(i, base, f"unexpected {c!r}: no open {what}")
+                if c in "{[\"-0123456789":
+                    return self._fail(i, base, "a second root value after the JSON value")
+                return self._fail(i, base, f"unexpected text after the JSON value: {_show(c)}")
+            if mode == _UNDECIDED:
+                if c == "{" or c == "[":
+                    mode = _PENDING
+                    self._pend = c
+                    i += 1
+                    continue
+                mode = _OFF
+                break
+            if mode == _PENDING:
+                pend = self._pend
+                if (pend == "{" and c in '"}') or (pend == "[" and c in '{["]'):
+                    stack.append(pend)
+                    mode = _KEY_OR_CLOSE if pend == "{" else _VALUE_OR_CLOSE
+                    continue
+                mode = _OFF
+                break
+            break  # _OFF / _DEAD
+        self._mode = mode
+        return None
+
+    # -- completion -----------------------------------------------------------------------
+
+    def _finish(self, content: str) -> list[Violation] | None:
+        self._load()
+        mode = self._mode
+        if mode in (_OFF, _DEAD, _DONE, _UNDECIDED):
+            if mode == _UNDECIDED and self._require:  # pragma: no cover - require starts at VALUE
+                return [self._violation("no JSON value", len(content))]
+            return None
+        stack = list(self._stack)
+        if mode == _PENDING:
+            stack = [self._pend]
+        if mode == _VALUE and not stack:
+            return [
+                self._violation(
+                    "no JSON value in the output", len(content),
+                    "the output should be a JSON object or array",
+                )
+            ]
+        problems = []
+        if mode in (_STR, _ESC, _UNI):
+            problems.append("an unclosed string")
+        elif mode == _NUM and self._num not in _N_ACCEPT:
+            problems.append("an incomplete number")
+        elif mode == _LIT:
+            problems.append("an incomplete literal")
+        elif mode == _COLON:
+            problems.append("a key without a value")
+        elif mode in (_VALUE, _KEY):
+            problems.append("a missing value after ',' or ':'")
+        missing = "".join(_CLOSER[c] for c in reversed(stack))
+        if missing:
+            problems.append(f"missing {missing!r}")
+        return [
+            self._violation(
+                f"the JSON is incomplete: {'; '.join(problems)}",
+                len(content),
+                "the output looks cut off; retry or continue it",
+                context={"missing": missing},
+            )
+        ]
+
+
+class StrictJsonRule(BuiltinRule):
+    """Registered as ``strict_json``: the complete output must parse as a JSON object or array.
+
+    Checked once, on the complete text (``json.loads`` semantics, via orjson).
+    """
+
+    name = "strict_json"
+    default_severity: ClassVar[Severity] = "error"
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        *,
+        severity: Severity | None = None,
+        recoverable: bool = True,
+        streaming: bool = False,
+        **options: Any,
+    ) -> None:
+        super().__init__(severity=severity, recoverable=recoverable, streaming=False, **options)
+
+    def _options(self) -> dict[str, Any]:
+        return {"severity": self.severity, "recoverable": self.recoverable}
+
+    def check_delta(self, delta: str, offset: int) -> Sequence[Violation] | None:
+        return None
+
+    def check_complete(self, content: str) -> Sequence[Violation] | None:
+        text = content.strip()
+        if not text:
+            return [self._violation("the output is empty; JSON was expected", 0)]
+        lead = len(content) - len(content.lstrip())
+        if text[0] not in "{[":
+            return [
+                self._violation(
+                    f"the output does not look like JSON (it starts with {text[0]!r})", lead,
+                    "the output should be a JSON object or array",
+                )
+            ]
+        try:
+            value = orjson.loads(content)
+        except orjson.JSONDecodeError as exc:
+            return [
+                self._violation(
+                    f"invalid JSON: {exc.msg} at position {exc.pos}", exc.pos,
+                    "the output is not valid JSON; retry",
+                )
+            ]
+        if not isinstance(value, dict | list):  # pragma: no cover - starts with { or [
+            return [self._violation("the JSON root is not an object or an array", lead)]
+        return None
+
+    def _reset(self) -> None:
+        return None
+
+    def _scan(self, delta: str, offset: int) -> list[Violation] | None:  # pragma: no cover
+        return None
+
+    def _finish(self, content: str) -> list[Violation] | None:  # pragma: no cover
+        return None

@@ -1,0 +1,587 @@
+"""The ``pattern`` rule: phrases that betray a bad answer, by category.
+
+=====================  ====================================================  =================
+category               what it finds                                         default severity
+=====================  ====================================================  =================
+``meta_commentary``    "as an AI", "as a language model", "I'm an AI ..."    ``error``
+``refusal``            "I cannot provide", "I'm not able to", "I can't       ``error``
+                       assist", "I'm unable to", "I must decline"
+``instruction_leak``   ``[SYSTEM]``, ``[INST]``, ``<|im_start|>``,           ``error``
+                       ``<<SYS>>``, ``[AVAILABLE_TOOLS]``...
+``placeholders``       ``[INSERT ...]``, ``[YOUR ...]``, ``[TODO ...]``,     ``error``, at the
+                       ``{{...}}``, ``<PLACEHOLDER>``                        end
+``hedging``            a line starting "Sure", "Certainly", "Of course",     ``warning``
+                       "Absolutely", "Great question", "I'd be happy to"
+``format_collapse``    a line starting "Here is the", "Here's the", "Let     ``warning``
+                       me", "Below is", "Please find"
+=====================  ====================================================  =================
+
+How it stays O(delta): line-start categories are matched once per line, on
+the first 32 characters of the line (and only when the line starts with a
+letter a phrase can start with). The other categories each have a few literal
+*keys* (``"an ai"``, ``"language model"``, ``"[inst]"``...) that every match
+contains, with bounds on how far before and after a key a match can reach. An
+Aho-Corasick automaton over the keys follows the text; its moves over whole
+deltas are memoised (a token stream draws its deltas from a bounded
+vocabulary), so the common case is one dictionary lookup per delta. Only when
+a key ends in a delta is the category's regular expression run - once, over
+the few characters around that key, as soon as the text after it is there.
+A match split across deltas is found; each match is reported once.
+
+:class:`PhraseScanner` is the engine; the drift detector uses it too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from l0_core.guardrails import Severity, Violation
+from l0_core.rules._base import BuiltinRule, check_severity
+
+__all__ = ["CATEGORIES", "Category", "PatternRule", "PhraseScanner", "category_names"]
+
+_AP = "['’]"  # an apostrophe, straight or curly
+
+
+@dataclass(frozen=True)
+class Category:
+    name: str
+    severity: Severity
+    regex: str  # case-insensitive; single spaces between words
+    line_start: bool = False  # matched only at the start of a line
+    # (key, before, after): a lowercase string every match contains, how many characters
+    # before the key a match can start, and how many after the key's end it can end
+    # (one more for a look-ahead such as a word boundary); not for line_start categories
+    keys: tuple[tuple[str, int, int], ...] = ()
+    at_completion: bool = False  # found while streaming, reported at the end
+    first: str = ""  # line_start: the (lowercase) letters a match can start with
+    suggestion: str = ""
+
+
+CATEGORIES: dict[str, Category] = {
+    c.name: c
+    for c in (
+        Category(
+            "meta_commentary", "error",
+            rf"\b(?:as|i{_AP}m|i am)(?: just| only)? "
+            r"(?:an (?:ai|llm|artificial intelligence)|a (?:large )?language model)\b",
+            keys=(("an ai", 10, 1), ("an llm", 10, 1), ("intellig", 24, 5), ("e model", 25, 1)),
+            suggestion="answer directly, without talking about being an AI",
+        ),
+        Category(
+            "refusal", "error",
+            rf"\bi (?:cannot|can{_AP}t|can not) (?:provide|assist|help with)\b"
+            rf"|\bi(?:{_AP}m| am) (?:not able|unable) to\b"
+            r"|\bi must decline\b"
+            rf"|\bi(?:{_AP}m| am) (?:sorry|afraid),? but i (?:cannot|can{_AP}t)\b",
+            keys=(("i can", 17, 15), ("able to", 9, 1), ("decline", 7, 1)),
+            suggestion="the model refused; retry or rephrase the request",
+        ),
+        Category(
+            "instruction_leak", "error",
+            r"\[(?:system|inst|/inst|available_tools)\]"
+            r"|<\|(?:im_start|im_end|system|user|assistant|endoftext)\|>"
+            r"|<</?sys>>",
+            keys=(("[system]", 0, 0), ("[inst]", 0, 0), ("[/inst]", 0, 0), ("tools]", 11, 0),
+                  ("|>", 11, 0), ("<<sys>>", 0, 0), ("<</sys>>", 0, 0)),
+            suggestion="the output contains prompt-template markers; retry",
+        ),
+        Category(
+            "placeholders", "error",
+            r"\[(?:insert|your|placeholder|todo)\b[^\]\n]{0,40}\](?!\()"
+            r"|\{\{[^{}\n]{1,40}\}\}"
+            r"|<placeholder>",
+            keys=(("[insert", 0, 42), ("[your", 0, 42), ("[placeh", 0, 47), ("[todo", 0, 42),
+                  ("}}", 42, 0), ("holder>", 6, 0)),
+            at_completion=True,
+            suggestion="the output has unfilled placeholders; retry",
+        ),
+        Category(
+            "hedging", "warning",
+            rf"(?:sure|certainly|of course|absolutely|great question|i{_AP}d be happy to)\b",
+            line_start=True,
+            first="scoagi",
+            suggestion="start with the answer itself",
+        ),
+        Category(
+            "format_collapse", "warning",
+            rf"(?:here is the|here{_AP}s the|let me|below is|please find)\b",
+            line_start=True,
+            first="hlbp",
+            suggestion="give the content in the requested format, without a preamble",
+        ),
+    )
+}
+
+_LINE_PREFIX = 32  # line-start categories look at this many characters of a line
+
+
+def category_names() -> list[str]:
+    return list(CATEGORIES)
+
+
+def _normalise(name: str) -> str:
+    key = str(name).strip().lower().replace("-", "_").replace(" ", "_")
+    if key not in CATEGORIES:
+        raise ValueError(
+            f"pattern: unknown category {name!r}; known: {', '.join(CATEGORIES)}"
+        )
+    return key
+
+
+def _lower(text: str) -> str:
+    """``text.lower()``, one character for one character (positions stay valid)."""
+    low = text.lower()
+    if len(low) == len(text):
+        return low
+    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+
+
+class _KeyAutomaton:
+    """Aho-Corasick over the (lowercase) keys, with its moves over whole deltas memoised.
+
+    ``memo[state].get(delta)`` is ``(state after delta, whether a key ends in
+    delta)``, filled by :meth:`move`. A token stream draws its deltas from a
+    bounded vocabulary, so after a short warm-up nearly every delta is one
+    dictionary lookup. The memo caches a pure function: sessions share it safely.
+    """
+
+    __slots__ = ("fail", "goto", "key_max", "keys_rx", "memo", "out", "results", "suffix")
+
+    MEMO_LIMIT = 20_000  # entries per state before that state's memo is dropped
+    MEMO_DELTA = 48  # longer deltas are walked, not memoised
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        self.key_max = max((len(k) for k in keys), default=1)
+        self.keys_rx = re.compile("|".join(re.escape(k) for k in keys))
+        goto: list[dict[str, int]] = [{}]
+        out = [False]
+        for key in keys:
+            s = 0
+            for c in key:
+                nxt = goto[s].get(c)
+                if nxt is None:
+                    nxt = len(goto)
+                    goto[s][c] = nxt
+                    goto.append({})
+                    out.append(False)
+                s = nxt
+            out[s] = True
+        fail = [0] * len(goto)
+        queue = deque(goto[0].values())
+        while queue:
+            s = queue.popleft()
+            for c, t in goto[s].items():
+                queue.append(t)
+                f = fail[s]
+                while f and c not in goto[f]:
+                    f = fail[f]
+                fail[t] = goto[f].get(c, 0)
+                out[t] = out[t] or out[fail[t]]
+        self.goto, self.fail, self.out = goto, fail, out
+        self.memo: list[dict[str, tuple[int, bool]]] = [{} for _ in goto]
+        self.results = [((s, False), (s, True)) for s in range(len(goto))]
+        self.suffix: dict[str, int] = {}  # the state after a delta's last characters
+
+    def walk(self, state: int, low: str) -> tuple[int, bool]:
+        goto, fail, out = self.goto, self.fail, self.out
+        s = state
+        hit = False
+        for c in low:
+            while s and c not in goto[s]:
+                s = fail[s]
+            s = goto[s].get(c, 0)
+            if out[s]:
+                hit = True
+        return s, hit
+
+    def move(self, state: int, delta: str) -> tuple[int, bool]:
+        low = delta.lower()
+        if len(delta) <= self.MEMO_DELTA:
+            s, hit = self.walk(state, low)
+            result = self.results[s][hit]
+            memo = self.memo[state]
+            if len(memo) >= self.MEMO_LIMIT:
+                memo.clear()
+            memo[delta] = result
+            return result
+        # a long delta: keys across its start by walking its first characters, keys
+        # inside it with one search, and the state from its last characters alone
+        keep = self.key_max - 1
+        hit = self.keys_rx.search(low) is not None
+        if state and not hit:  # a key may have begun before the delta
+            hit = self.walk(state, low[:keep])[1]
+        if not keep:
+            return self.results[0][hit]
+        suffix = low[-keep:]
+        after = self.suffix.get(suffix)
+        if after is None:
+            after = self.walk(0, suffix)[0]
+            if len(self.suffix) >= self.MEMO_LIMIT:
+                self.suffix.clear()
+            self.suffix[suffix] = after
+        return self.results[after][hit]
+
+
+_Target = tuple[str, "re.Pattern[str]", int, int]  # (category, expression, before, after)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    line_rx: re.Pattern[str] | None
+    line_first: frozenset[str]  # the characters a line-start match can begin with
+    automaton: _KeyAutomaton | None
+    keys_rx: re.Pattern[str] | None  # any key (to find where keys end)
+    targets: dict[str, tuple[_Target, ...]]  # what each key triggers
+    key_max: int
+    reach: int  # characters of text a search may need
+
+
+_COMPILED: dict[tuple[str, ...], _Compiled] = {}
+
+
+def _compile(names: tuple[str, ...]) -> _Compiled:
+    """The expressions and keys for a selection of categories (cached: pure)."""
+    got = _COMPILED.get(names)
+    if got is not None:
+        return got
+    cats = [CATEGORIES[n] for n in names]
+    line = [c for c in cats if c.line_start]
+    line_rx = (
+        re.compile("|".join(f"(?P<{c.name}>{c.regex})" for c in line), re.IGNORECASE)
+        if line else None
+    )
+    targets: dict[str, list[_Target]] = {}
+    for c in cats:
+        if c.line_start:
+            continue
+        rx = re.compile(c.regex, re.IGNORECASE)
+        for key, before, after in c.keys:
+            targets.setdefault(key, []).append((c.name, rx, before, after))
+    first = "".join(c.first for c in line)
+    key_max = max((len(k) for k in targets), default=1)
+    reach = max((t[2] + len(k) + t[3] for k, v in targets.items() for t in v), default=0)
+    got = _Compiled(
+        line_rx,
+        frozenset(first + first.upper()),
+        _KeyAutomaton(list(targets)) if targets else None,
+        re.compile("|".join(re.escape(k) for k in targets)) if targets else None,
+        {k: tuple(v) for k, v in targets.items()},
+        key_max,
+        reach + 4,
+    )
+    _COMPILED[names] = got
+    return got
+
+
+Hit = tuple[str, int, str]  # (category, position, matched text, lowercased)
+
+
+class PhraseScanner:
+    """Finds the phrases of some categories in a text given delta by delta.
+
+    ``feed(delta, offset)`` takes the deltas in order and returns the matches
+    it could decide; ``finish()`` returns the rest (matches at the very end of
+    the text, decided once nothing more can follow). Each match is reported
+    once, whatever the deltas. Matched text is reported lowercased.
+    """
+
+    __slots__ = ("_ac", "_auto", "_due", "_end", "_keys_rx", "_km1", "_line_first",
+                 "_line_rx", "_ls", "_memo", "_next_due", "_prefix", "_prefix_pos",
+                 "_reach", "_recent", "_seen", "_targets", "work")
+
+    def __init__(self, categories: Iterable[str]) -> None:
+        compiled = _compile(tuple(_normalise(c) for c in categories))
+        self._line_rx = compiled.line_rx
+        self._line_first = compiled.line_first
+        self._auto = compiled.automaton
+        self._memo = compiled.automaton.memo if compiled.automaton is not None else []
+        self._keys_rx = compiled.keys_rx
+        self._targets = compiled.targets
+        self._km1 = compiled.key_max - 1
+        self._reach = compiled.reach
+        self._ls = 0 if self._line_rx is not None else 2  # 0: at a line start, 1: reading
+        self._prefix = ""  # the line's first characters; 2: the line is decided
+        self._prefix_pos = 0
+        self._ac = 0  # the automaton's state
+        # the recent deltas (each at least one character, so they cover `reach` characters)
+        self._recent: deque[str] = deque(maxlen=max(self._reach, 1))
+        self._end = 0  # where the next delta starts
+        # searches waiting for their text: (due, first start, last start, category, expression)
+        self._due: list[tuple[int, int, int, str, re.Pattern[str]]] = []
+        self._next_due = -1
+        self._seen: set[tuple[int, str]] = set()  # (start, category) already reported
+        self.work = 0  # characters handed to the regular expressions (for tests)
+
+    @property
+    def buffered(self) -> int:
+        """Items the scanner holds (bounded, whatever the text length)."""
+        return len(self._recent) + len(self._prefix) + len(self._due) + len(self._seen)
+
+    def feed(self, delta: str, offset: int) -> list[Hit] | None:
+        if not delta:
+            return None
+        if offset != self._end:
+            self._jump(offset)
+        end = self._end = offset + len(delta)
+        hits = self._lines(delta, offset) if self._ls != 2 or "\n" in delta else None
+        auto = self._auto
+        if auto is None:
+            return hits
+        # -- anywhere categories: a key ending in this delta schedules searches around it
+        self._recent.append(delta)
+        moved = self._memo[self._ac].get(delta)
+        if moved is None:
+            moved = auto.move(self._ac, delta)
+        self._ac, hit = moved
+        if hit:
+            self._schedule(len(delta))
+        if 0 <= self._next_due <= end:
+            more = self._run_due(False)
+            if more:
+                hits = more if hits is None else hits + more
+        return hits
+
+    def _text(self) -> tuple[str, int]:
+        """The recent text, lowercased, and where it starts."""
+        text = _lower("".join(self._recent))
+        return text, self._end - len(text)
+
+    def _schedule(self, new: int) -> None:
+        """Searches around each key that ends in the last ``new`` characters."""
+        assert self._keys_rx is not None
+        text, base = self._text()
+        new_from = len(text) - new
+        search = self._keys_rx.search
+        m = search(text, max(0, new_from - self._km1))
+        while m is not None:
+            if m.end() > new_from:  # (a key that ended earlier was seen then)
+                key = m.group()
+                start = base + m.start()
+                for cat, rx, before, after in self._targets[key]:
+                    due = start + len(key) + after
+                    self._due.append((due, start - before, start, cat, rx))
+                    if self._next_due < 0 or due < self._next_due:
+                        self._next_due = due
+            m = search(text, m.start() + 1)
+
+    def _run_due(self, final: bool) -> list[Hit]:
+        end = self._end
+        text, base = self._text()
+        hits: list[Hit] = []
+        waiting = []
+        seen = self._seen
+        for item in self._due:
+            due, lo, hi, cat, rx = item
+            if due > end and not final:
+                waiting.append(item)
+                continue
+            # (a match needs one character before it for its word boundary)
+            pos = max(lo - base, 1 if base else 0)
+            last = hi - base
+            stop = min(due, end) - base
+            self.work += max(0, stop - pos)
+            while pos <= last:
+                m = rx.match(text, pos, stop) if pos == last else rx.search(text, pos, stop)
+                if m is None or m.start() > last:
+                    break
+                found = (base + m.start(), cat)
+                if found not in seen:
+                    seen.add(found)
+                    hits.append((cat, found[0], m.group()))
+                pos = m.start() + 1
+        self._due = waiting
+        self._next_due = min((w[0] for w in waiting), default=-1)
+        if len(seen) > 64:
+            self._seen = {f for f in seen if f[0] >= end - 2 * self._reach}
+        hits.sort(key=lambda h: h[1])
+        return hits
+
+    def finish(self) -> list[Hit] | None:
+        hits: list[Hit] = []
+        if self._ls == 1:
+            hit = self._eval_line()
+            if hit is not None:
+                hits.append(hit)
+            self._ls = 2
+        if self._due:
+            hits.extend(self._run_due(True))
+        return hits or None
+
+    def _jump(self, offset: int) -> None:
+        """The text continues at ``offset`` (not where the last delta ended): start afresh."""
+        self._ls = 0 if self._line_rx is not None else 2
+        self._prefix = ""
+        self._ac = 0
+        self._recent.clear()
+        self._due = []
+        self._next_due = -1
+        self._seen = set()
+
+    # -- line-start categories --------------------------------------------------------------
+
+    def _eval_line(self, eager: bool = False) -> Hit | None:
+        """The line-start match of the current line's prefix (``eager``: only a match
+        that a character follows, decided whatever comes next)."""
+        assert self._line_rx is not None
+        prefix = self._prefix
+        self.work += len(prefix)
+        m = self._line_rx.match(prefix)
+        if m is None or m.lastgroup is None or (eager and m.end() >= len(prefix)):
+            return None
+        return (m.lastgroup, self._prefix_pos, m.group())
+
+    def _lines(self, delta: str, offset: int) -> list[Hit] | None:
+        hits: list[Hit] | None = None
+        n = len(delta)
+        i = 0
+        ls = self._ls
+        while i < n:
+            if ls == 2:
+                nl = delta.find("\n", i)
+                if nl < 0 or self._line_rx is None:
+                    break
+                i = nl + 1
+                ls = 0
+                continue
+            if ls == 0:
+                while i < n and (delta[i] == " " or delta[i] == "\t"):
+                    i += 1
+                if i >= n:
+                    break
+                if delta[i] == "\n":
+                    i += 1
+                    continue
+                if delta[i] not in self._line_first:
+                    ls = 2  # no line-start phrase begins with this character
+                    continue
+                ls = 1
+                self._prefix = ""
+                self._prefix_pos = offset + i
+            nl = delta.find("\n", i)
+            stop = n if nl < 0 else nl
+            take = min(stop, i + _LINE_PREFIX - len(self._prefix))
+            self._prefix += delta[i:take]
+            i = take
+            if len(self._prefix) >= _LINE_PREFIX or nl >= 0:
+                hit = self._eval_line()
+            else:
+                hit = self._eval_line(eager=True)
+                if hit is None:
+                    continue  # (i == n: the loop ends) the line may still match
+            if hit is not None:
+                hits = [hit] if hits is None else [*hits, hit]
+            ls = 2
+            self._prefix = ""
+        self._ls = ls
+        return hits
+
+
+def _severity_map(
+    severity: Severity | Mapping[str, Severity] | None, names: Sequence[str]
+) -> dict[str, Severity]:
+    out = {n: CATEGORIES[n].severity for n in names}
+    if severity is None:
+        return out
+    if isinstance(severity, str):
+        sev = check_severity(severity, "pattern")
+        return dict.fromkeys(names, sev)
+    if not isinstance(severity, Mapping):
+        raise TypeError("pattern: severity must be a severity or a mapping category -> severity")
+    for cat, sev in severity.items():
+        key = _normalise(cat)
+        if key in out:
+            out[key] = check_severity(sev, f"pattern ({key})")
+    return out
+
+
+class PatternRule(BuiltinRule):
+    """Registered as ``pattern``.
+
+    :param categories: the categories to check (default: all of them).
+    :param exclude: categories not to check.
+    :param severity: one severity for every category, or a mapping
+        ``{category: severity}`` overriding the defaults.
+    :param recoverable: for ``error``: retry (true) or halt the session.
+    """
+
+    name = "pattern"
+    default_severity: ClassVar[Severity] = "error"
+
+    __slots__ = ("_deferred", "_late", "_names", "_scanner", "_sev")
+
+    def __init__(
+        self,
+        categories: Iterable[str] | str | None = None,
+        *,
+        exclude: Iterable[str] | str = (),
+        severity: Severity | Mapping[str, Severity] | None = None,
+        recoverable: bool = True,
+        streaming: bool = True,
+        **options: Any,
+    ) -> None:
+        super().__init__(recoverable=recoverable, streaming=streaming, **options)
+        if isinstance(categories, str):
+            categories = [categories]
+        if isinstance(exclude, str):
+            exclude = [exclude]
+        chosen = (
+            list(CATEGORIES) if categories is None
+            else list(dict.fromkeys(_normalise(c) for c in categories))
+        )
+        dropped = {_normalise(c) for c in exclude}
+        self._names = tuple(n for n in chosen if n not in dropped)
+        self._sev = _severity_map(severity, self._names)
+        self._late = frozenset(n for n in self._names if CATEGORIES[n].at_completion)
+        self._reset()
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return self._names
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "categories": list(self._names),
+            "severity": dict(self._sev),
+            "recoverable": self.recoverable,
+            "streaming": self.streaming,
+        }
+
+    def _reset(self) -> None:
+        self._scanner = PhraseScanner(self._names)
+        self._deferred: list[Violation] = []
+
+    def check_delta(self, delta: str, offset: int) -> Sequence[Violation] | None:
+        if offset == self._pos and self._synced:  # the hot path
+            self._pos = offset + len(delta)
+            hits = self._scanner.feed(delta, offset)
+            return self._report(hits) if hits else None
+        return super().check_delta(delta, offset)
+
+    def _scan(self, delta: str, offset: int) -> list[Violation] | None:
+        hits = self._scanner.feed(delta, offset)
+        return self._report(hits) if hits else None
+
+    def _report(self, hits: list[Hit]) -> list[Violation] | None:
+        now: list[Violation] = []
+        for cat, pos, text in hits:
+            v = self._violation(
+                f"{cat.replace('_', ' ')}: {text!r}", pos, CATEGORIES[cat].suggestion,
+                severity=self._sev[cat], context={"category": cat, "matched": text},
+            )
+            if cat in self._late:
+                self._deferred.append(v)
+            else:
+                now.append(v)
+        return now or None
+
+    def _finish(self, content: str) -> list[Violation] | None:
+        hits = self._scanner.finish()
+        found = list(self._report(hits) or ()) if hits else []
+        found.extend(self._deferred)
+        self._deferred = []
+        return found or None
