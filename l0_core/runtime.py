@@ -184,7 +184,18 @@ class _Watchdog:
 
     def to_inter(self) -> None:
         self.phase = "inter"
-        self._start(self.inter)
+        handle, limit = self.handle, self.inter
+        if handle is not None and limit is not None:
+            # keep the pending check when it comes soon enough: saves a cancel + call_at
+            loop = asyncio.get_running_loop()
+            now = loop.time()
+            if handle.when() <= now + limit / 4.0:
+                self.limit = limit
+                self.last_change = now
+                self.last_seen = self.session.progress()
+                self.idle = False
+                return
+        self._start(limit)
 
     def _start(self, limit: float | None) -> None:
         if self.handle is not None:
