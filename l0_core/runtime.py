@@ -1128,7 +1128,19 @@ class _Session:
         """
         st = self.state
         if err.category is ErrorCategory.CONTENT and err.code is not ErrorCode.INCOMPLETE:
-            return st.checkpoint_parts
+            keep = st.checkpoint_parts
+            # a rule may decide a few tokens late: never keep text at or after the position
+            # where a violation says the bad text begins
+            positions = [v.position for v in getattr(err, "violations", ())
+                         if getattr(v, "position", None) is not None]
+            if positions:
+                first_bad = min(positions)
+                chars = 0
+                for k, part in enumerate(st.parts[:keep]):
+                    if chars + len(part) > first_bad:
+                        return k
+                    chars += len(part)
+            return keep
         return self._validated if checks else len(st.parts)
 
     def _max_for(self, err: L0Error) -> int:
