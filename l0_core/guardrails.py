@@ -205,13 +205,13 @@ class RuleSpec:
 def _create_one(item: Any) -> Rule:
     if isinstance(item, str):
         return RuleSpec(item).create()
+    if isinstance(item, type):  # a class (even one with a create() method): call it
+        instance: Rule = item()
+        return instance
     create = getattr(item, "create", None)
     if callable(create):
         created: Rule = create()
         return created
-    if isinstance(item, type):
-        instance: Rule = item()
-        return instance
     if hasattr(item, "check_complete") or hasattr(item, "check_delta"):
         return item  # type: ignore[no-any-return]
     if callable(item):

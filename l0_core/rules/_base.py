@@ -39,7 +39,7 @@ class BuiltinRule:
     is still wrong once the text is complete, from the scanner state).
     """
 
-    name: ClassVar[str] = ""
+    name: str = ""  # the registered name (a class attribute of each rule)
     default_severity: ClassVar[Severity] = "error"
 
     def __init__(

@@ -275,7 +275,8 @@ class RepetitionRule(BuiltinRule):
         unit.append(last)
         if size <= self._min_sentence:
             return None
-        text = " ".join("".join(unit).split()).lower()
+        raw = "".join(unit)
+        text = " ".join(raw.split()).lower()
         self.work += size
         if len(text) <= self._min_sentence:
             return None
@@ -285,7 +286,8 @@ class RepetitionRule(BuiltinRule):
         if count == self._max_repeats:
             return self._violation(
                 f"a sentence is repeated {count} times: {text[:60]!r}",
-                self._sentence_start, "the model is looping; retry",
+                self._sentence_start + len(raw) - len(raw.lstrip()),
+                "the model is looping; retry",
                 context={"kind": "sentence"},
             )
         return None

@@ -21,6 +21,7 @@ treats every output as JSON (root must be an object or an array).
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -97,17 +98,31 @@ _State = tuple[int, str, bool, int, int, str, str, bool, bool]
 _SIDS: dict[_State, int] = {}
 _STATES: list[_State] = []
 _MEMO: list[dict[str, tuple[int, str]]] = []
-_MEMO_LIMIT = 20_000  # entries per state id before its memo is dropped
+_MEMO_LIMIT = 100_000  # entries in all; the memo starts afresh when it holds more
 _MEMO_DELTA = 48  # longer deltas are not memoised
+_memo_size = 0
+_INTERN_LOCK = threading.Lock()
+
+
+def _remember(sid: int, delta: str, move: tuple[int, str]) -> None:
+    global _memo_size
+    if _memo_size >= _MEMO_LIMIT:  # bounded memory: start afresh (it refills quickly)
+        for memo in _MEMO:
+            memo.clear()
+        _memo_size = 0
+    _MEMO[sid][delta] = move
+    _memo_size += 1
 
 
 def _intern(state: _State) -> int:
     sid = _SIDS.get(state)
     if sid is None:
-        sid = len(_STATES)
-        _STATES.append(state)
-        _MEMO.append({})
-        _SIDS[state] = sid
+        with _INTERN_LOCK:  # (sessions may run in several threads: ids must stay unique)
+            sid = _SIDS.get(state)
+            if sid is None:
+                _STATES.append(state)
+                _MEMO.append({})
+                sid = _SIDS[state] = len(_STATES) - 1
     return sid
 
 
@@ -195,10 +210,7 @@ class JsonRule(BuiltinRule):
         if err is not None:
             return [err]
         if self._low >= depth and len(s) <= _MEMO_DELTA:
-            memo = _MEMO[sid]
-            if len(memo) >= _MEMO_LIMIT:
-                memo.clear()
-            memo[s] = (self._sid, "".join(self._stack[depth:]))
+            _remember(sid, s, (self._sid, "".join(self._stack[depth:])))
         return None
 
     def _fail(self, i: int, base: int, message: str, suggestion: str | None = None) -> Violation:

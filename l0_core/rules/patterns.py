@@ -78,7 +78,9 @@ CATEGORIES: dict[str, Category] = {
             rf"|\bi(?:{_AP}m| am) (?:not able|unable) to\b"
             r"|\bi must decline\b"
             rf"|\bi(?:{_AP}m| am) (?:sorry|afraid),? but i (?:cannot|can{_AP}t)\b",
-            keys=(("i can", 17, 15), ("able to", 9, 1), ("decline", 7, 1)),
+            keys=(("t provide", 8, 1), ("t assist", 8, 1), ("t help with", 8, 1),
+                  ("m not able to", 3, 1), ("m unable to", 3, 1), ("decline", 7, 1),
+                  ("but i can", 13, 4)),
             suggestion="the model refused; retry or rephrase the request",
         ),
         Category(
@@ -150,9 +152,10 @@ class _KeyAutomaton:
     dictionary lookup. The memo caches a pure function: sessions share it safely.
     """
 
-    __slots__ = ("fail", "goto", "key_max", "keys_rx", "memo", "out", "results", "suffix")
+    __slots__ = ("fail", "goto", "key_max", "keys_rx", "memo", "out", "results", "size",
+                 "suffix")
 
-    MEMO_LIMIT = 20_000  # entries per state before that state's memo is dropped
+    MEMO_LIMIT = 100_000  # entries in all; the memo starts afresh when it holds more
     MEMO_DELTA = 48  # longer deltas are walked, not memoised
 
     def __init__(self, keys: Sequence[str]) -> None:
@@ -184,6 +187,7 @@ class _KeyAutomaton:
                 out[t] = out[t] or out[fail[t]]
         self.goto, self.fail, self.out = goto, fail, out
         self.memo: list[dict[str, tuple[int, bool]]] = [{} for _ in goto]
+        self.size = 0  # entries in all the memos
         self.results = [((s, False), (s, True)) for s in range(len(goto))]
         self.suffix: dict[str, int] = {}  # the state after a delta's last characters
 
@@ -204,10 +208,12 @@ class _KeyAutomaton:
         if len(delta) <= self.MEMO_DELTA:
             s, hit = self.walk(state, low)
             result = self.results[s][hit]
-            memo = self.memo[state]
-            if len(memo) >= self.MEMO_LIMIT:
-                memo.clear()
-            memo[delta] = result
+            if self.size >= self.MEMO_LIMIT:  # bounded memory: start afresh
+                for memo in self.memo:
+                    memo.clear()
+                self.size = 0
+            self.memo[state][delta] = result
+            self.size += 1
             return result
         # a long delta: keys across its start by walking its first characters, keys
         # inside it with one search, and the state from its last characters alone
@@ -346,15 +352,27 @@ class PhraseScanner:
                 hits = more if hits is None else hits + more
         return hits
 
-    def _text(self) -> tuple[str, int]:
-        """The recent text, lowercased, and where it starts."""
-        text = _lower("".join(self._recent))
+    def _text(self, need: int) -> tuple[str, int]:
+        """The last ``need`` (or a few more) characters, lowercased, and where they start."""
+        recent = self._recent
+        size = 0
+        count = 0
+        for chunk in reversed(recent):
+            size += len(chunk)
+            count += 1
+            if size >= need:
+                break
+        if count == 1:
+            text = recent[-1]
+        else:
+            text = "".join(recent[i] for i in range(len(recent) - count, len(recent)))
+        text = _lower(text)
         return text, self._end - len(text)
 
     def _schedule(self, new: int) -> None:
         """Searches around each key that ends in the last ``new`` characters."""
         assert self._keys_rx is not None
-        text, base = self._text()
+        text, base = self._text(new + self._km1 + self._reach)
         new_from = len(text) - new
         search = self._keys_rx.search
         m = search(text, max(0, new_from - self._km1))
@@ -371,7 +389,7 @@ class PhraseScanner:
 
     def _run_due(self, final: bool) -> list[Hit]:
         end = self._end
-        text, base = self._text()
+        text, base = self._text(end - min(d[1] for d in self._due) + 1)
         hits: list[Hit] = []
         waiting = []
         seen = self._seen
