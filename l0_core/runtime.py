@@ -321,6 +321,7 @@ class _Session:
         self._cancelled_by_us: str | None = None
         self._items = 0  # non-text items, for the watchdog
         self._validated = 0  # parts that passed every streaming check
+        self._interval = 0  # tokens between periodic checks (computed once)
         self._g_off = 0  # characters already seen by the guardrails
         self._d_off = 0  # characters already seen by the drift detector
         self._wd: _Watchdog | None = None
@@ -423,6 +424,11 @@ class _Session:
             or (self.callbacks is not None
                 and (self.callbacks.on_token or self.callbacks.on_stream_event))
         )
+        needs_step = bool(  # per-token work that only the general step does
+            self.keep_raw
+            or (self.callbacks is not None
+                and (self.callbacks.on_token or self.callbacks.on_stream_event))
+        )
         last_error: L0Error | None = None
         errors_seen: list[L0Error] = []
         try:
@@ -492,10 +498,12 @@ class _Session:
                     countdown = self._countdown()
 
                     def step(item: Any) -> Any:
-                        nonlocal countdown, checked, drift_checked
                         if raw is not None:
                             raw.append(item)
-                        r = feed(item)
+                        return handle(feed(item))
+
+                    def handle(r: Any) -> Any:
+                        """Process one adapter result: text, nothing, events or a mix."""
                         if type(r) is not str:
                             self._items += 1
                             if r is None:
@@ -595,7 +603,43 @@ class _Session:
                             )
                     # ---- the hot loops -------------------------------------------------------
                     if not ended:
-                        if per_token or dedup is not None:
+                        if per_token and not needs_step and dedup is None:
+                            # checks without callbacks: inline text path, periodic ticks
+                            append = parts.append
+                            new = object.__new__
+                            is_text = adapter is _TEXT
+                            left = countdown
+                            async for item in it:
+                                r = item if is_text and type(item) is str else feed(item)
+                                if type(r) is str:
+                                    if not r:
+                                        continue
+                                    append(r)
+                                    left -= 1
+                                    if left <= 0:
+                                        try:
+                                            checked, drift_checked = self._tick(
+                                                streaming_rules, detector, reported_drift,
+                                                checked, drift_checked, delivered_from)
+                                        except L0Error:
+                                            st._truncate(len(parts) - 1)  # never delivered
+                                            raise
+                                        left = self._countdown()
+                                    tok = new(Token)
+                                    tok.text = r
+                                    yield tok
+                                    if self._stop is not None:
+                                        raise self._stop
+                                    continue
+                                countdown = left
+                                out = handle(r)
+                                left = countdown
+                                if out is not None:
+                                    for ev in ([out] if type(out) is Token else out):
+                                        yield ev
+                                    if self._stop is not None:
+                                        raise self._stop
+                        elif per_token or dedup is not None:
                             async for item in it:
                                 out = step(item)
                                 if out is not None:
@@ -661,7 +705,7 @@ class _Session:
                     if streaming_rules or detector is not None:
                         checked, drift_checked = self._tick(
                             streaming_rules, detector, reported_drift, checked, drift_checked,
-                            delivered_from,
+                            delivered_from, force=True,
                         )
                     if (
                         self.detect_zero
@@ -924,6 +968,9 @@ class _Session:
         return converted
 
     def _countdown(self) -> int:
+        n = self._interval
+        if n:
+            return n
         n = 1 << 30
         iv = self.intervals
         if self.guardrail_items:
@@ -932,6 +979,7 @@ class _Session:
             n = min(n, iv.drift)
         if self.continuation is not None and self.listeners:
             n = min(n, iv.checkpoint)
+        self._interval = n
         return n
 
     def _pick_adapter(self, first: Any, src: Any) -> Adapter:
@@ -1010,15 +1058,21 @@ class _Session:
         checked: int,
         drift_checked: int,
         base: int,
+        force: bool = False,
     ) -> tuple[int, int]:
-        """Periodic work on the text since the last check: guardrails, drift, checkpoint."""
+        """Periodic work on the text since the last check: guardrails, drift, checkpoint.
+
+        Each runs on its own interval (``force``: at the end of an attempt, on whatever
+        is left), on the text added since it last ran.
+        """
         st = self.state
         parts = st.parts
         n = len(parts)
-        if rules and n > checked:
+        iv = self.intervals
+        if rules and (n - checked >= iv.guardrails or (force and n > checked)):
             delta = "".join(parts[checked:n]) if n - checked > 1 else parts[checked]
             offset = self._g_off
-            found: list[Violation] = []
+            found: list[Violation] | None = None
             for rule in rules:
                 try:
                     got = rule.check_delta(delta, offset)
@@ -1026,12 +1080,16 @@ class _Session:
                     log.warning("l0: guardrail %s raised %r; ignored", rule.name, exc)
                     continue
                 if got:
+                    if found is None:
+                        found = []
                     found.extend(got)
             if found:
                 self._apply_violations(found, streaming=True)
             checked = n
             self._g_off = offset + len(delta)
-        if detector is not None and n > drift_checked:
+        if detector is not None and (
+            n - drift_checked >= iv.drift or (force and n > drift_checked)
+        ):
             delta = "".join(parts[drift_checked:n])
             offset = self._d_off
             self._d_off = offset + len(delta)
@@ -1057,12 +1115,11 @@ class _Session:
                             else ErrorCode.FATAL_GUARDRAIL_VIOLATION,
                             metadata={"driftTypes": new, "confidence": result.confidence},
                         )
-        good = min(checked if rules else n, drift_checked if detector is not None else n)
+        good = checked if rules else n
+        if detector is not None and drift_checked < good:
+            good = drift_checked
         self._validated = good
-        if (
-            self.continuation is not None
-            and good - st.checkpoint_parts >= self.intervals.checkpoint
-        ):
+        if self.continuation is not None and good - st.checkpoint_parts >= iv.checkpoint:
             self._save_checkpoint(good)
         return checked, drift_checked
 

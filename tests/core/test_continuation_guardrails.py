@@ -15,6 +15,8 @@ from l0_core.continuation import OverlapRemover, find_overlap
 from l0_core.testing import FakeChunkAdapter, Script, ScriptedSource
 from tests.core.helpers import Recorder, consume
 
+EVERY_TOKEN = l0.CheckIntervals(guardrails=1)  # check each token before delivery
+
 pytestmark = pytest.mark.usefixtures("instant")
 
 
@@ -117,7 +119,8 @@ def pattern_rule(severity: str) -> l0.CustomPatternRule:
 async def test_streaming_error_stops_the_attempt_at_once_and_retries() -> None:
     source = ScriptedSource([Script(["ok ", "forbid", "den", " more", " text"]),
                              Script(["clean"])])
-    got = await consume(l0.run(stream=source, guardrails=[pattern_rule("error")]))
+    got = await consume(l0.run(stream=source, guardrails=[pattern_rule("error")],
+                               check_intervals=EVERY_TOKEN))
     assert got.text == "clean"
     assert source.streams[0].yielded == 3  # nothing read after the violation
     tokens = [e.text for e in got.events if e.is_token]
@@ -126,7 +129,8 @@ async def test_streaming_error_stops_the_attempt_at_once_and_retries() -> None:
 
 async def test_fatal_violation_halts_mid_stream() -> None:
     source = ScriptedSource([Script(["a ", "forbidden", " b"]), Script(["never"])])
-    got = await consume(l0.run(stream=source, guardrails=[pattern_rule("fatal")]))
+    got = await consume(l0.run(stream=source, guardrails=[pattern_rule("fatal")],
+                               check_intervals=EVERY_TOKEN))
     assert isinstance(got.error, l0.GuardrailError)
     assert got.error.code is l0.ErrorCode.FATAL_GUARDRAIL_VIOLATION
     assert source.calls == 1
@@ -178,3 +182,14 @@ async def test_drift_policy(action: str, calls: int, code: l0.ErrorCode | None) 
     assert (got.error.code if isinstance(got.error, l0.L0Error) else None) == code
     # reported once, at onset, even though the third token still matches
     assert len(rec.of("DRIFT_CHECK_RESULT")) == 1
+
+
+async def test_default_interval_finds_a_violation_within_eight_tokens() -> None:
+    tokens = [f" w{i}" for i in range(3)] + [" forbidden"] + [f" x{i}" for i in range(20)]
+    source = ScriptedSource([Script(tokens), Script(["clean"])])
+    got = await consume(l0.run(stream=source, guardrails=[pattern_rule("error")]))
+    assert got.text == "clean"  # what was delivered before the check is discarded
+    assert source.streams[0].yielded <= 8  # the attempt stopped at the first check
+    discard = next(e for e in got.events if e.is_discard)
+    assert isinstance(discard, l0.Discard)
+    assert discard.text.startswith(" w0 w1 w2 forbidden")

@@ -276,7 +276,7 @@ async def test_every_callback_can_fire() -> None:
     stream = l0.run(stream=primary, fallbacks=[backup, tools], retry=l0.Retry(network_attempts=0,
                     attempts=1), timeout=l0.Timeout(inter_token=0.05), guardrails=[warn],
                     drift=Drifty, continue_from_last_good_token=True,
-                    check_intervals=l0.CheckIntervals(checkpoint=1, drift=1),
+                    check_intervals=l0.CheckIntervals(guardrails=1, checkpoint=1, drift=1),
                     **{n: make(n) for n in names})
     # "x" survives the stall (continuation), "loop" is drift: dropped; "w" then repeats
     # (one character is below the minimum overlap that is deduplicated)

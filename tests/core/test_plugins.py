@@ -17,6 +17,8 @@ from l0_core.plugins import PluginHost, PluginRecord
 from l0_core.testing import Script, ScriptedSource, instant_backoff
 from tests.core import fake_plugins as fp
 
+EVERY_TOKEN = l0.CheckIntervals(guardrails=1)  # check each token before delivery
+
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[None]:
@@ -338,7 +340,8 @@ async def test_l0_register_guardrails_rule_is_created_fresh_per_session() -> Non
     plugins.reset_host(make_host())
     l0.register_plugin(P())
     for _ in range(2):
-        stream = l0.run(stream=ScriptedSource([Script(["a", "b", "c"])]),
+        stream = l0.run(check_intervals=EVERY_TOKEN,
+                        stream=ScriptedSource([Script(["a", "b", "c"])]),
                         guardrails=[l0.Guardrails.by_name("counting", limit=2)])
         assert await stream.read() == "abc"
         assert [v.message for v in stream.state.violations] == ["too many"]

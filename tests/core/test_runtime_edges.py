@@ -16,6 +16,8 @@ from l0_core.adapters import FeedResult, Finish
 from l0_core.testing import FakeChunkAdapter, Script, ScriptedSource
 from tests.core.helpers import Recorder, consume
 
+EVERY_TOKEN = l0.CheckIntervals(guardrails=1)  # check each token before delivery
+
 
 async def test_stall_detected_when_each_read_runs_in_its_own_task() -> None:
     source = ScriptedSource([Script(["a", "b"], stall_after=1), Script(["ok"])])
@@ -182,7 +184,9 @@ async def test_an_item_with_several_tokens_rejected_by_a_fatal_rule_is_not_kept(
         yield ["world ", "FORBIDDEN"]
 
     rule = l0.CustomPatternRule(["FORBIDDEN"], severity="fatal")
-    got = await consume(stream := l0.run(stream=source, adapter=_Mixed(), guardrails=[rule]))
+    stream = l0.run(check_intervals=EVERY_TOKEN, stream=source, adapter=_Mixed(),
+                    guardrails=[rule])
+    got = await consume(stream)
     assert isinstance(got.error, l0.GuardrailError)
     assert got.text == stream.state.content == "Hello "
 

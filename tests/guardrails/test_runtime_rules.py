@@ -18,13 +18,16 @@ from l0_core.rules.presets import PRESETS, RuleGroup
 from l0_core.testing import Script, ScriptedSource
 from tests.core.helpers import Recorder, consume
 
+EVERY_TOKEN = l0.CheckIntervals(guardrails=1)  # check each token before delivery
+
 pytestmark = pytest.mark.usefixtures("instant")
 
 
 async def test_an_error_stops_the_attempt_before_the_bad_token_and_retries() -> None:
     source = ScriptedSource([Script(['{"a": ', "1}", "}", ' {"late": 1}']),
                              Script(['{"a": ', "1}"])])
-    got = await consume(l0.run(stream=source, guardrails=[l0.Guardrails.json()]))
+    got = await consume(l0.run(stream=source, guardrails=[l0.Guardrails.json()],
+                               check_intervals=EVERY_TOKEN))
     assert got.error is None and got.text == '{"a": 1}'
     assert source.calls == 2
     stream_tokens = [e.text for e in got.events if e.is_token]
@@ -37,7 +40,7 @@ async def test_a_fatal_violation_halts_mid_stream() -> None:
     source = ScriptedSource([Script(["Well. ", "I cannot", " provide", " that", " today",
                                      " at all"]), Script(["never used"])])
     rule = l0.Guardrails.pattern(severity={"refusal": "fatal"})
-    stream = l0.run(stream=source, guardrails=[rule])
+    stream = l0.run(check_intervals=EVERY_TOKEN, stream=source, guardrails=[rule])
     got = await consume(stream)
     assert isinstance(got.error, l0.GuardrailError)
     assert got.error.code is l0.ErrorCode.FATAL_GUARDRAIL_VIOLATION
@@ -99,7 +102,7 @@ async def test_continuation_refeeds_the_checkpoint_so_rules_keep_their_state() -
                              Script(['], "b": 2}'])])
     stream = l0.run(stream=source, guardrails=[l0.Guardrails.json()],
                     continue_from_last_good_token=True,
-                    check_intervals=l0.CheckIntervals(checkpoint=1))
+                    check_intervals=l0.CheckIntervals(guardrails=1, checkpoint=1))
     text = await stream.read()
     assert json.loads(text) == {"a": [1, 2, 3], "b": 2}
     assert stream.state.violations == []
