@@ -19,11 +19,17 @@ drift type             signal
 =====================  ==============================================================
 
 Everything is incremental and O(1) amortised per character: phrases use the
-guardrails' :class:`~l0_core.rules.patterns.PhraseScanner` (keys, then a
-regular expression only around a key); the statistical signals take one
-*sample* per ``sample_chars`` characters of new text (character counts, word
-n-grams, markers), kept in bounded rolling windows (deques with running sums,
-a running mean and variance). Nothing ever rescans the text.
+guardrails' :class:`~l0_core.rules.patterns.PhraseScanner` (a few ``in`` tests per
+delta, then a regular expression only around a key); the statistical signals take one
+*sample* per ``sample_chars`` characters of new text, kept in bounded rolling windows
+(deques with running sums, a running mean and variance). Nothing ever rescans the text.
+
+A sample costs a handful of C-level string calls, not a loop over its characters:
+the words come from one ``bytes.translate`` (lowercase, punctuation to spaces) and one
+``split``; the n-grams are hashed by ``map(hash, zip(...))``; the character counts
+are one ``str.count`` per distinct character; the markers are ``in`` tests (the exact
+marker count is only needed for the first ``window`` characters: when they were not
+formatted, the markdown signal can never fire and stops sampling).
 
 Each type has a ``detect_*`` switch.
 """
@@ -47,7 +53,21 @@ _INFORMAL = (
 _INFORMAL_WORDS = frozenset(_INFORMAL.split())
 _EMOJI = re.compile(r"[\U0001F300-\U0001FAFF\u2600-\u27BF]")
 # punctuation becomes a space, so that words are compared without it
-_WORDS_ONLY = str.maketrans(dict.fromkeys("!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~", " "))
+_PUNCTUATION = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~"
+_WORDS_ONLY = str.maketrans(dict.fromkeys(_PUNCTUATION, " "))
+
+
+def _ascii_words_table() -> bytes:
+    """``str.lower`` and ``_WORDS_ONLY`` in one ``bytes.translate`` table (ASCII text)."""
+    table = bytearray(range(256))
+    for c in range(ord("A"), ord("Z") + 1):
+        table[c] = c + 32
+    for c in _PUNCTUATION:
+        table[ord(c)] = 32
+    return bytes(table)
+
+
+_ASCII_WORDS = _ascii_words_table()
 # markdown markers, counted with str.count (cheap, approximate: enough for a density)
 _MD_MARKERS = ("\n#", "\n- ", "\n* ", "\n+ ", "\n> ", "\n|", "```", "~~~", "**", "`", "](",
                "\n1. ", "\n2. ", "\n3. ")
@@ -226,57 +246,73 @@ class DriftDetector:
     def check_delta(self, delta: str, offset: int) -> DriftResult | None:
         if not delta:
             return None
-        if self._pos >= 0 and offset != self._pos:  # a gap: the samples restart
+        if offset != self._pos and self._pos >= 0:  # a gap: the samples restart
             self._parts, self._plen, self._carry, self._prev = [], 0, "", []
         self._pos = offset + len(delta)
-        found: dict[str, float] = {}
+        found: dict[str, float] | None = None
         scanner = self._scanner
         if scanner is not None:
             hits = scanner.feed(delta, offset)
             if hits:
+                found = {}
                 for category, _, _ in hits:
                     found.setdefault(category, 0.9)
         if self._sampling:
             self._parts.append(delta)
             self._plen += len(delta)
             if self._plen >= self._sample_chars:
-                text = "".join(self._parts)
+                parts = self._parts
+                text = parts[0] if len(parts) == 1 else "".join(parts)
                 self._parts = []
                 self._plen = 0
-                self._sample(text, found)
-        new = {t: c for t, c in found.items() if t not in self._reported}
+                found = self._sample(text, found)
+        if not found:
+            return None
+        reported = self._reported
+        new = {t: c for t, c in found.items() if t not in reported}
         if not new:
             return None
-        self._reported.update(new)
+        reported.update(new)
         return DriftResult(list(new), max(new.values()), {"types": new, "offset": offset})
 
     # -- samples ----------------------------------------------------------------------------
 
-    def _sample(self, text: str, found: dict[str, float]) -> None:
+    def _sample(self, text: str, found: dict[str, float] | None) -> dict[str, float] | None:
         self.work += len(text)
+        reported = self._reported
+        repetition = self._repetition and "repetition" not in reported
+        tone = self._tone and "tone_shift" not in reported
+        ascii_only = text.isascii()
         words: list[str] | None = None
-        if (self._repetition and "repetition" not in self._reported) or (
-            self._tone and "tone_shift" not in self._reported
-        ):
-            words = text.lower().translate(_WORDS_ONLY).split()
-        if self._repetition and "repetition" not in self._reported:
+        if repetition or tone:
+            if ascii_only:  # the same words as below, with one C table lookup per byte
+                words = text.encode("ascii").translate(_ASCII_WORDS).decode("ascii").split()
+            else:
+                words = text.lower().translate(_WORDS_ONLY).split()
+        score: float | None
+        if repetition:
             assert words is not None
-            score = self._words(text, words)
+            score = self._words(text, words)  # (joins a word cut by the last sample)
             if score is not None:
+                found = found or {}
                 found["repetition"] = score
-        if self._entropy and "entropy_spike" not in self._reported:
+        if self._entropy and "entropy_spike" not in reported:
             score = self._entropy_sample(text)
             if score is not None:
+                found = found or {}
                 found["entropy_spike"] = score
-        if self._tone and "tone_shift" not in self._reported:
+        if tone:
             assert words is not None
-            score = self._tone_sample(text, words)
+            score = self._tone_sample(text, words, ascii_only)
             if score is not None:
+                found = found or {}
                 found["tone_shift"] = score
-        if self._markdown and "markdown_collapse" not in self._reported:
+        if self._markdown and "markdown_collapse" not in reported:
             score = self._markdown_sample(text)
             if score is not None:
+                found = found or {}
                 found["markdown_collapse"] = score
+        return found
 
     def _words(self, text: str, words: list[str]) -> float | None:
         # a word cut by the end of the sample ends in the next one
@@ -288,13 +324,16 @@ class DriftDetector:
                 words.insert(0, self._carry)
         self._carry = cut
         n = self._n
-        seq = self._prev + words
+        seq = self._prev + words if self._prev else words
         if len(seq) < n:
             self._prev = seq
             return None
         self._prev = seq[len(seq) - n + 1 :] if n > 1 else []
         grams = self._grams  # a deque(maxlen=repetition_window): the oldest fall out
-        grams.extend(map(hash, zip(*(seq[i:] for i in range(n)), strict=False)))
+        if n == 5:  # (the default, spelled out: no generator)
+            grams.extend(map(hash, zip(seq, seq[1:], seq[2:], seq[3:], seq[4:], strict=False)))
+        else:
+            grams.extend(map(hash, zip(*[seq[i:] for i in range(n)], strict=False)))
         if len(grams) < self._rep_window:
             return None
         distinct = len(set(grams))  # O(window) per sample: O(1) per character
@@ -305,7 +344,7 @@ class DriftDetector:
 
     def _entropy_sample(self, text: str) -> float | None:
         n = len(text)
-        counts = map(text.count, set(text))
+        counts = map(text.count, set(text))  # one C scan per distinct character
         table = _CLOG.__getitem__ if n < _CLOG_SIZE else _clog
         h = math.log2(n) - sum(map(table, counts)) / n
         recent = self._e_recent
@@ -328,9 +367,12 @@ class DriftDetector:
             return min(1.0, 0.5 + rise / (4.0 * self._e_min))
         return None
 
-    def _tone_sample(self, text: str, words: list[str]) -> float | None:
-        count = sum(map(_INFORMAL_WORDS.__contains__, words)) + text.count("!!")
-        if not text.isascii():
+    def _tone_sample(self, text: str, words: list[str], ascii_only: bool) -> float | None:
+        informal = _INFORMAL_WORDS
+        count = 0 if informal.isdisjoint(words) else sum(map(informal.__contains__, words))
+        if "!!" in text:
+            count += text.count("!!")
+        if not ascii_only:
             count += len(_EMOJI.findall(text))
         w = self._tone_window
         w.push(len(text), count)
@@ -343,13 +385,24 @@ class DriftDetector:
         return None
 
     def _markdown_sample(self, text: str) -> float | None:
-        count = sum(map(text.count, _MD_MARKERS))
-        if self._md_early_chars < self._window:
+        n = len(text)
+        if self._md_early_chars < self._window:  # the baseline: the exact marker count
+            count = sum(map(text.count, _MD_MARKERS))
             self._md_early += count
-            self._md_early_chars += len(text)
-        self._md_total += len(text)
+            self._md_early_chars += n
+            if self._md_early_chars >= self._window and self._md_early < self._md_min:
+                # the early text was not formatted: a later collapse can never count
+                self._markdown = False
+                self._sampling = self._repetition or self._entropy or self._tone
+                return None
+            structure = count > 0 or "\n" in text
+        else:  # only whether there is any matters now: every marker has one of these
+            structure = (
+                "\n" in text or "`" in text or "**" in text or "](" in text or "~~~" in text
+            )
+        self._md_total += n
         w = self._md_recent
-        w.push(len(text), count + text.count("\n"))  # structure: markers or line breaks
+        w.push(n, 1 if structure else 0)  # structure: markers or line breaks
         if (
             self._md_early >= self._md_min
             and w.count == 0

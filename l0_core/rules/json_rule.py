@@ -6,7 +6,10 @@ over a small carried state (the mode, the stack of open brackets, the partial
 number or literal), so an impossible character is reported where it occurs -
 a ``}`` with no open brace, a ``]`` closing a ``{``, a second root value, text
 after the root. String bodies, whitespace and digit runs are skipped with one
-regular-expression step each, so the Python work is per structural character.
+regular-expression step each, and so are runs of complete members of an object
+(``, "key": value``) or items of an array (``, value``) whose values are strings,
+numbers or literals: they cannot hold an error and leave the state as it was,
+so the Python work is per container and per token cut by the end of a delta.
 At the end only the carried state is looked at: an unclosed string, missing
 closers, a cut number.
 
@@ -35,6 +38,28 @@ __all__ = ["JsonRule", "StrictJsonRule"]
 _STR_RUN = re.compile(r'[^"\\\x00-\x1f]*')
 _WS_RUN = re.compile(r"[ \t\n\r]*")
 _DIGITS = re.compile(r"[0-9]*")
+
+# Complete, valid tokens, consumed in one step where the scanner would accept them one
+# character at a time and end in the same mode (_AFTER) with the same stack: a string, a
+# number followed by what ends it (so a number cut by the end of a delta is not taken), a
+# literal. Anything else (a bracket, an error, a token cut short) is left to the scanner.
+_W = r"[ \t\n\r]*"
+_S = r'"[^"\\\x00-\x1f]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*)*"'
+_N = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?(?=[ \t\n\r,\]}])"
+_V = rf"(?:{_S}|{_N}|true|false|null)"
+_MEMBER = rf"{_W},{_W}{_S}{_W}:{_W}{_V}"  # (after a value in an object)
+_ITEM = rf"{_W},{_W}{_V}"  # (after a value in an array)
+_RUN_AFTER = {  # at ',' after a value: the container's top -> its run of members or items
+    "{": re.compile(rf"(?:{_MEMBER})+{_W}").match,
+    "[": re.compile(rf"(?:{_ITEM})+{_W}").match,
+}
+_RUN_VALUE = {  # at the first character of a value
+    "{": re.compile(rf"{_V}(?:{_MEMBER})*{_W}").match,
+    "[": re.compile(rf"{_V}(?:{_ITEM})*{_W}").match,
+}
+_RUN_KEY = re.compile(rf"{_S}{_W}:{_W}{_V}(?:{_MEMBER})*{_W}").match  # at a key's '"'
+_VALUE_START = frozenset('"-0123456789tfn')
+_RUN_MIN = 8  # (a shorter rest of a delta holds no complete member: not worth a try)
 
 # modes of the scanner
 _VALUE = 0  # a value must come (after ':' or ',' in an array, or the root)
@@ -246,6 +271,10 @@ class JsonRule(BuiltinRule):
                     continue
                 top = stack[-1]
                 if c == ",":
+                    m = _RUN_AFTER[top](s, i) if n - i > _RUN_MIN else None
+                    if m is not None:  # complete members or items: the mode stays
+                        i = m.end()
+                        continue
                     mode = _KEY if top == "{" else _VALUE
                 elif c == "}" or c == "]":
                     if _CLOSER[top] != c:
@@ -281,6 +310,12 @@ class JsonRule(BuiltinRule):
                 i = _WS_RUN.match(s, i).end()  # type: ignore[union-attr]
                 continue
             if mode in (_VALUE, _VALUE_OR_CLOSE):
+                if stack and c in _VALUE_START and n - i > _RUN_MIN:
+                    m = _RUN_VALUE[stack[-1]](s, i)
+                    if m is not None:
+                        i = m.end()
+                        mode = _AFTER
+                        continue
                 if c == '"' and stack:
                     mode = _STR
                     self._in_key = False
@@ -316,6 +351,11 @@ class JsonRule(BuiltinRule):
                 continue
             if mode in (_KEY_OR_CLOSE, _KEY):
                 if c == '"':
+                    m = _RUN_KEY(s, i) if n - i > _RUN_MIN else None
+                    if m is not None:  # complete members
+                        i = m.end()
+                        mode = _AFTER
+                        continue
                     mode = _STR
                     self._in_key = True
                 elif c == "}" and mode == _KEY_OR_CLOSE:

@@ -1,9 +1,13 @@
 """The ``markdown`` rule: code fences must be closed; table rows must agree on columns.
 
-The rule works line by line without keeping lines: for the line being written
-it remembers only how it starts (indentation, a run of backticks or tildes and
-what follows it) and, for tables, how many unescaped ``|`` it has and whether
-it starts and ends with one. A fence is 3+ backticks or 3+ tildes at the start
+The rule works line by line. It keeps the line being written until it ends (up
+to 256 characters) and then looks at it whole, with a few C-level string calls;
+whole lines inside a delta are looked at only when they have a pipe or start
+like a fence (any other line just ends a table). A longer line is followed as
+it comes, without keeping it: for it the rule remembers only how it starts
+(indentation, a run of backticks or tildes and what follows it) and, for
+tables, how many unescaped ``|`` it has and whether it starts and ends with
+one. A fence is 3+ backticks or 3+ tildes at the start
 of a line (after optional indentation); it is closed only by a fence of the
 same character that is at least as long, with nothing after it, so a ```````` ```` ````````
 fence can contain ```` ``` ```` lines. Inside a fence nothing else is checked.
@@ -30,6 +34,8 @@ __all__ = ["MarkdownRule"]
 _NOT_DELIM = re.compile(r"[^ \t|:\-\r]")
 _DELIM_ROW = re.compile(r"[ \t]*\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*\r?")
 _MAX_DELIM = 1000  # a delimiter row longer than this is not kept (nor recognised)
+_FENCE_CHARS = ("`", "~")
+_LINE_BUF = 256  # a line is kept until it ends up to this length, then followed as it comes
 
 # line states
 _LS_START = 0  # in the leading whitespace
@@ -49,10 +55,11 @@ class MarkdownRule(BuiltinRule):
     name = "markdown"
     default_severity: ClassVar[Severity] = "error"
 
-    __slots__ = ("_bs", "_cells_prev", "_delim", "_dline", "_fence", "_fence_pos",
-                 "_fence_sev", "_first", "_last", "_last_bs", "_line_pos", "_ls", "_pipes",
-                 "_prev_pos", "_quiet", "_rest_tick", "_rest_ws", "_run_char", "_run_len",
-                 "_table", "_table_sev", "_table_warned", "_tables")
+    __slots__ = ("_bs", "_buf", "_buf_len", "_cells_prev", "_delim", "_dline", "_fence",
+                 "_fence_pos", "_fence_sev", "_first", "_inc", "_last", "_last_bs",
+                 "_line_pos", "_ls", "_pipes", "_prev_pos", "_quiet", "_rest_tick",
+                 "_rest_ws", "_run_char", "_run_len", "_table", "_table_sev",
+                 "_table_warned", "_tables")
 
     def __init__(
         self,
@@ -91,6 +98,16 @@ class MarkdownRule(BuiltinRule):
         self._cells_prev = -1  # cells of the previous line when it had pipes, else -1
         self._prev_pos = 0
         self._new_line(0)
+        self._open_line(0)
+
+    def _open_line(self, pos: int) -> None:
+        """A line starts at ``pos``: its text is kept until it ends (``_buf``), up to
+        ``_LINE_BUF`` characters; a longer line is followed incrementally (``_inc``)."""
+        self._line_pos = pos
+        self._buf: list[str] = []
+        self._buf_len = 0
+        self._inc = False
+        self._quiet = False
 
     def _new_line(self, pos: int) -> None:
         self._line_pos = pos
@@ -111,13 +128,45 @@ class MarkdownRule(BuiltinRule):
     # -- streaming ------------------------------------------------------------------------
 
     def check_delta(self, delta: str, offset: int) -> Sequence[Violation] | None:
-        # the hot path: the rest of an ordinary line with nothing to track
-        if self._quiet and offset == self._pos and "\n" not in delta and "|" not in delta:
+        # the hot paths: more of the current line
+        if offset == self._pos and "\n" not in delta and self._synced:
+            if not self._inc:  # a line being kept
+                size = self._buf_len + len(delta)
+                if size <= _LINE_BUF:
+                    self._buf.append(delta)
+                    self._buf_len = size
+                    self._pos = offset + len(delta)
+                    return None
+            elif self._quiet and "|" not in delta:  # an ordinary line with nothing to track
+                self._pos = offset + len(delta)
+                if delta:
+                    self._bs = delta[-1] == "\\"
+                return None
+        if offset == self._pos and self._synced:
             self._pos = offset + len(delta)
-            if delta:
-                self._bs = delta[-1] == "\\"
-            return None
+            return self._scan(delta, offset)
         return super().check_delta(delta, offset)
+
+    def _add(self, seg: str) -> None:
+        """More of the current line (no newline in it)."""
+        if self._inc:
+            self._part(seg)
+            return
+        self._buf.append(seg)
+        self._buf_len += len(seg)
+        if self._buf_len > _LINE_BUF:  # a long line: follow it from now on
+            text = "".join(self._buf)
+            self._buf = []
+            self._inc = True
+            self._new_line(self._line_pos)
+            self._part(text)
+
+    def _close_line(self, pos: int) -> Violation | None:
+        """The current line ends at ``pos`` (a newline, or the end of the text)."""
+        if self._inc:
+            return self._end_line(pos)
+        buf = self._buf
+        return self._whole_line(buf[0] if len(buf) == 1 else "".join(buf), self._line_pos)
 
     def _track_last(self, seg: str) -> None:
         stripped = seg.rstrip()
@@ -128,23 +177,113 @@ class MarkdownRule(BuiltinRule):
             self._bs = seg[-1] == "\\"
 
     def _scan(self, delta: str, offset: int) -> list[Violation] | None:
-        found: list[Violation] | None = None
-        start = 0
-        n = len(delta)
-        while start <= n:
-            nl = delta.find("\n", start)
-            seg = delta[start:] if nl < 0 else delta[start:nl]
-            if seg:
-                self._part(seg)
-            if nl < 0:
-                break
-            v = self._end_line(offset + nl)
-            if v is not None:
-                if found is None:
-                    found = []
-                found.append(v)
-            self._new_line(offset + nl + 1)
-            start = nl + 1
+        nl = delta.find("\n")
+        if nl < 0:  # the current line goes on
+            if delta:
+                self._add(delta)
+            return None
+        # the end of the current line
+        if nl:
+            self._add(delta[:nl])
+        v = self._close_line(offset + nl)
+        found = None if v is None else [v]
+        last = delta.rfind("\n")
+        if last > nl:  # whole lines in between
+            found = self._lines(delta, nl + 1, last, offset, found)
+        # the start of the next line
+        self._open_line(offset + last + 1)
+        if last + 1 < len(delta):
+            self._add(delta[last + 1 :])
+        return found
+
+    def _lines(
+        self, delta: str, start: int, stop: int, offset: int, found: list[Violation] | None
+    ) -> list[Violation] | None:
+        """The whole lines ``delta[start:stop]`` (each ends in a newline). Only a line with
+        a pipe or one that starts like a fence can matter; any other line only ends a
+        table (when not in a fence), which needs no look at its characters."""
+        block = delta[start:stop]
+        if "|" not in block and "`" not in block and "~" not in block:
+            if self._tables and not self._fence:
+                self._table = 0
+                self._cells_prev = -1
+            return found
+        pos = offset + start
+        for line in block.split("\n"):
+            if "|" in line or line.lstrip(" \t").startswith(_FENCE_CHARS):
+                v = self._whole_line(line, pos)
+                if v is not None:
+                    found = [v] if found is None else [*found, v]
+            elif self._tables and not self._fence:  # what _end_line does for such a line
+                self._table = 0
+                self._cells_prev = -1
+            pos += len(line) + 1
+        return found
+
+    def _whole_line(self, line: str, pos: int) -> Violation | None:
+        """``_new_line(pos)``, ``_part(line)`` and ``_end_line`` for a complete line, with
+        the line's own state in local variables."""
+        lead = line.lstrip(" \t")
+        first = lead[:1]
+        if first == "`" or first == "~":
+            rest = lead.lstrip(first)
+            run = len(lead) - len(rest)
+            if run >= 3:  # a fence, opening or closing
+                fence = self._fence
+                if fence:
+                    if first == fence[0] and run >= len(fence) and not rest.strip():
+                        self._fence = ""
+                elif not (first == "`" and "`" in rest):
+                    self._fence = first * run
+                    self._fence_pos = pos
+                self._table = 0
+                self._cells_prev = -1
+                return None
+            if not rest:  # one or two of them, nothing else: no pipes
+                first = ""
+        if self._fence or not self._tables:
+            return None
+        pipes = line.count("|") if first else 0
+        if pipes:
+            pipes -= line.count("\\|")
+        if not pipes:  # the line ends a table
+            self._table = 0
+            self._cells_prev = -1
+            return None
+        stripped = line.rstrip()
+        last = stripped[-1:]
+        cells = pipes + 1
+        if first == "|":
+            cells -= 1
+        if (
+            last == "|"
+            and not (len(stripped) > 1 and stripped[-2] == "\\")
+            and pipes > (first == "|")
+        ):
+            cells -= 1
+        cells = max(cells, 1)
+        found: Violation | None = None
+        if self._table:
+            if cells != self._table and not self._table_warned:
+                self._table_warned = True
+                found = self._table_violation(
+                    f"a table row has {cells} cells but the header has {self._table}", pos
+                )
+        elif (
+            self._cells_prev > 0
+            and _NOT_DELIM.search(line) is None
+            and _DELIM_ROW.fullmatch(line) is not None
+        ):
+            header = self._cells_prev
+            self._table = header
+            self._table_warned = False
+            if cells != header:
+                self._table_warned = True
+                found = self._table_violation(
+                    f"a table's delimiter row has {cells} cells but its header has {header}",
+                    pos,
+                )
+        self._cells_prev = cells
         return found
 
     def _part(self, seg: str) -> None:
@@ -271,8 +410,8 @@ class MarkdownRule(BuiltinRule):
     def _finish(self, content: str) -> list[Violation] | None:
         found: list[Violation] = []
         if self._pos > self._line_pos:  # the last line has no newline: it ends here
-            v = self._end_line(self._pos)
-            self._new_line(self._pos)
+            v = self._close_line(self._pos)
+            self._open_line(self._pos)
             if v is not None:
                 found.append(v)
         if self._fence:

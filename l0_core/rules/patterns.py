@@ -20,13 +20,17 @@ How it stays O(delta): line-start categories are matched once per line, on
 the first 32 characters of the line (and only when the line starts with a
 letter a phrase can start with). The other categories each have a few literal
 *keys* (``"an ai"``, ``"language model"``, ``"[inst]"``...) that every match
-contains, with bounds on how far before and after a key a match can reach. An
-Aho-Corasick automaton over the keys follows the text; its moves over whole
-deltas are memoised (a token stream draws its deltas from a bounded
-vocabulary), so the common case is one dictionary lookup per delta. Only when
-a key ends in a delta is the category's regular expression run - once, over
-the few characters around that key, as soon as the text after it is there.
-A match split across deltas is found; each match is reported once.
+contains, with bounds on how far before and after a key a match can reach.
+Whether a key ends in a delta is a few C-level ``in`` tests on the delta and
+the last characters before it: one per key, or one per bracket-like character
+(``[``, ``<``, ``|``...) for the keys that have one, which ordinary prose
+rarely contains; only when one passes are the keys themselves looked for. A
+delta of a token or two is instead followed on an Aho-Corasick automaton over
+the keys, with its moves memoised (a token stream draws its tokens from a
+bounded vocabulary), so that case is one dictionary lookup. Only when a key
+ends in a delta is the category's regular expression run - once, over the few
+characters around that key, as soon as the text after it is there. A match
+split across deltas is found; each match is reported once.
 
 :class:`PhraseScanner` is the engine; the drift detector uses it too.
 """
@@ -35,7 +39,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -144,23 +148,27 @@ def _lower(text: str) -> str:
 
 
 class _KeyAutomaton:
-    """Aho-Corasick over the (lowercase) keys, with its moves over whole deltas memoised.
+    """Aho-Corasick over the (lowercase) keys, with its moves over short deltas memoised.
 
     ``memo[state].get(delta)`` is ``(state after delta, whether a key ends in
-    delta)``, filled by :meth:`move`. A token stream draws its deltas from a
-    bounded vocabulary, so after a short warm-up nearly every delta is one
-    dictionary lookup. The memo caches a pure function: sessions share it safely.
+    delta)``, filled by :meth:`move`. A token stream draws its tokens from a
+    bounded vocabulary, so when the scanner is given a token at a time nearly
+    every delta is one dictionary lookup. The memo caches a pure function:
+    sessions share it safely. Longer deltas (several tokens joined) are not
+    followed here but probed with ``in`` tests (:meth:`PhraseScanner._probe`),
+    whose answers for deltas up to ``MEMO_DELTA`` characters are memoised too
+    (``probed``: the delta with the characters before it that a key can span).
     """
 
-    __slots__ = ("fail", "goto", "key_max", "keys_rx", "memo", "out", "results", "size",
+    __slots__ = ("fail", "goto", "key_max", "memo", "out", "probed", "results", "size",
                  "suffix")
 
     MEMO_LIMIT = 100_000  # entries in all; the memo starts afresh when it holds more
-    MEMO_DELTA = 48  # longer deltas are walked, not memoised
+    SHORT_DELTA = 16  # longer deltas are probed, not followed on the automaton
+    MEMO_DELTA = 48  # longer deltas are not memoised
 
     def __init__(self, keys: Sequence[str]) -> None:
         self.key_max = max((len(k) for k in keys), default=1)
-        self.keys_rx = re.compile("|".join(re.escape(k) for k in keys))
         goto: list[dict[str, int]] = [{}]
         out = [False]
         for key in keys:
@@ -187,9 +195,10 @@ class _KeyAutomaton:
                 out[t] = out[t] or out[fail[t]]
         self.goto, self.fail, self.out = goto, fail, out
         self.memo: list[dict[str, tuple[int, bool]]] = [{} for _ in goto]
+        self.probed: dict[str, bool] = {}
         self.size = 0  # entries in all the memos
         self.results = [((s, False), (s, True)) for s in range(len(goto))]
-        self.suffix: dict[str, int] = {}  # the state after a delta's last characters
+        self.suffix: dict[str, int] = {}  # the state after some last characters
 
     def walk(self, state: int, low: str) -> tuple[int, bool]:
         goto, fail, out = self.goto, self.fail, self.out
@@ -204,33 +213,32 @@ class _KeyAutomaton:
         return s, hit
 
     def move(self, state: int, delta: str) -> tuple[int, bool]:
-        low = delta.lower()
-        if len(delta) <= self.MEMO_DELTA:
-            s, hit = self.walk(state, low)
-            result = self.results[s][hit]
-            if self.size >= self.MEMO_LIMIT:  # bounded memory: start afresh
-                for memo in self.memo:
-                    memo.clear()
-                self.size = 0
-            self.memo[state][delta] = result
-            self.size += 1
-            return result
-        # a long delta: keys across its start by walking its first characters, keys
-        # inside it with one search, and the state from its last characters alone
-        keep = self.key_max - 1
-        hit = self.keys_rx.search(low) is not None
-        if state and not hit:  # a key may have begun before the delta
-            hit = self.walk(state, low[:keep])[1]
-        if not keep:
-            return self.results[0][hit]
-        suffix = low[-keep:]
-        after = self.suffix.get(suffix)
+        """The move over a short delta (memoised)."""
+        s, hit = self.walk(state, delta.lower())
+        result = self.results[s][hit]
+        if self.size >= self.MEMO_LIMIT:
+            self.clear()
+        self.memo[state][delta] = result
+        self.size += 1
+        return result
+
+    def clear(self) -> None:
+        """Bounded memory: the memos start afresh (they refill quickly)."""
+        for memo in self.memo:
+            memo.clear()
+        self.probed.clear()
+        self.size = 0
+
+    def state_of(self, tail: str) -> int:
+        """The state after a text whose last ``key_max - 1`` characters are ``tail``
+        (lowercase): what follows a delta that was probed instead of followed."""
+        after = self.suffix.get(tail)
         if after is None:
-            after = self.walk(0, suffix)[0]
+            after = self.walk(0, tail)[0]
             if len(self.suffix) >= self.MEMO_LIMIT:
                 self.suffix.clear()
-            self.suffix[suffix] = after
-        return self.results[after][hit]
+            self.suffix[tail] = after
+        return after
 
 
 _Target = tuple[str, "re.Pattern[str]", int, int]  # (category, expression, before, after)
@@ -245,6 +253,23 @@ class _Compiled:
     targets: dict[str, tuple[_Target, ...]]  # what each key triggers
     key_max: int
     reach: int  # characters of text a search may need
+    # (anchor, at, keys, shortest, longest): every key of ``keys`` has ``anchor`` at index
+    # ``at`` - its first bracket-like character, or the whole key - so a text without the
+    # anchor has none of those keys; ``shortest`` and ``longest`` are their lengths
+    anchors: tuple[tuple[str, int, tuple[str, ...], int, int], ...]
+    any_anchor: Callable[[str], bool]  # whether a text has one of the anchors
+
+
+def _any_of(needles: Sequence[str]) -> Callable[[str], bool]:
+    """``lambda text: any(n in text for n in needles)``, written out as one expression of
+    ``in`` tests, which is about twice as fast as a loop (it runs on every delta). The
+    needles are this module's own constant keys, inserted with ``repr``."""
+    source = " or ".join(f"{n!r} in text" for n in needles) or "False"
+    fn: Callable[[str], bool] = eval(f"lambda text: {source}", {"__builtins__": {}})
+    return fn
+
+
+_BRACKETS = "[]<>{}|"  # rare in prose: one ``in`` test stands for all the keys with one
 
 
 _COMPILED: dict[tuple[str, ...], _Compiled] = {}
@@ -269,6 +294,10 @@ def _compile(names: tuple[str, ...]) -> _Compiled:
         for key, before, after in c.keys:
             targets.setdefault(key, []).append((c.name, rx, before, after))
     first = "".join(c.first for c in line)
+    anchors: dict[tuple[str, int], list[str]] = {}
+    for key in targets:
+        at = next((i for i, c in enumerate(key) if c in _BRACKETS), 0)
+        anchors.setdefault((key[at] if key[at] in _BRACKETS else key, at), []).append(key)
     key_max = max((len(k) for k in targets), default=1)
     reach = max((t[2] + len(k) + t[3] for k, v in targets.items() for t in v), default=0)
     got = _Compiled(
@@ -279,6 +308,11 @@ def _compile(names: tuple[str, ...]) -> _Compiled:
         {k: tuple(v) for k, v in targets.items()},
         key_max,
         reach + 4,
+        tuple(
+            (anchor, at, tuple(keys), min(map(len, keys)), max(map(len, keys)))
+            for (anchor, at), keys in anchors.items()
+        ),
+        _any_of(list(dict.fromkeys(anchor for anchor, _ in anchors))),
     )
     _COMPILED[names] = got
     return got
@@ -296,9 +330,9 @@ class PhraseScanner:
     once, whatever the deltas. Matched text is reported lowercased.
     """
 
-    __slots__ = ("_ac", "_auto", "_due", "_end", "_keys_rx", "_km1", "_line_first",
-                 "_line_rx", "_ls", "_memo", "_next_due", "_prefix", "_prefix_pos",
-                 "_reach", "_recent", "_seen", "_targets", "work")
+    __slots__ = ("_ac", "_anchors", "_any_anchor", "_auto", "_due", "_end", "_keys_rx", "_km1",
+                 "_line_first", "_line_rx", "_ls", "_memo", "_next_due", "_prefix",
+                 "_prefix_pos", "_reach", "_recent", "_seen", "_short", "_targets", "work")
 
     def __init__(self, categories: Iterable[str]) -> None:
         compiled = _compile(tuple(_normalise(c) for c in categories))
@@ -308,12 +342,15 @@ class PhraseScanner:
         self._memo = compiled.automaton.memo if compiled.automaton is not None else []
         self._keys_rx = compiled.keys_rx
         self._targets = compiled.targets
+        self._anchors = compiled.anchors
+        self._any_anchor = compiled.any_anchor
+        self._short = _KeyAutomaton.SHORT_DELTA
         self._km1 = compiled.key_max - 1
         self._reach = compiled.reach
         self._ls = 0 if self._line_rx is not None else 2  # 0: at a line start, 1: reading
         self._prefix = ""  # the line's first characters; 2: the line is decided
         self._prefix_pos = 0
-        self._ac = 0  # the automaton's state
+        self._ac = 0  # the automaton's state (-1: not known, the last delta was probed)
         # the recent deltas (each at least one character, so they cover `reach` characters)
         self._recent: deque[str] = deque(maxlen=max(self._reach, 1))
         self._end = 0  # where the next delta starts
@@ -339,11 +376,36 @@ class PhraseScanner:
         if auto is None:
             return hits
         # -- anywhere categories: a key ending in this delta schedules searches around it
-        self._recent.append(delta)
-        moved = self._memo[self._ac].get(delta)
-        if moved is None:
-            moved = auto.move(self._ac, delta)
-        self._ac, hit = moved
+        recent = self._recent
+        if len(delta) <= self._short:  # a token: one lookup in the automaton's memo
+            state = self._ac
+            if state < 0:
+                state = auto.state_of(self._tail())
+            moved = self._memo[state].get(delta)
+            if moved is None:
+                moved = auto.move(state, delta)
+            self._ac, hit = moved
+        else:  # several tokens: a probe with ``in`` tests (memoised when short)
+            self._ac = -1
+            km1 = self._km1
+            last = recent[-1] if recent else ""
+            if len(last) >= km1:  # the last km1 characters before: a key may span both
+                text = last[len(last) - km1 :] + delta if km1 else delta
+                if len(delta) <= _KeyAutomaton.MEMO_DELTA:
+                    known = auto.probed.get(text)
+                    if known is None:
+                        known = self._probe(text, km1 + 1)
+                        if auto.size >= auto.MEMO_LIMIT:
+                            auto.clear()
+                        auto.probed[text] = known
+                        auto.size += 1
+                    hit = known
+                else:
+                    hit = self._probe(text, km1 + 1)
+            else:  # (the start of the text)
+                tail = self._text(km1)[0][-km1:] if recent else ""
+                hit = self._probe(tail + delta, len(tail) + 1)
+        recent.append(delta)
         if hit:
             self._schedule(len(delta))
         if 0 <= self._next_due <= end:
@@ -351,6 +413,40 @@ class PhraseScanner:
             if more:
                 hits = more if hits is None else hits + more
         return hits
+
+    def _tail(self) -> str:
+        """The last ``key_max - 1`` characters before the delta being fed, lowercased."""
+        km1 = self._km1
+        if not km1 or not self._recent:
+            return ""
+        last = self._recent[-1]
+        if len(last) < km1:
+            return self._text(km1)[0][-km1:]  # (lowercased already)
+        return _lower(last[len(last) - km1 :])
+
+    def _probe(self, text: str, cut: int) -> bool:
+        """Whether a key ends at or after index ``cut`` of ``text`` (the delta with the
+        characters before it): C-level ``in``, ``find`` and ``startswith``, no loop over
+        characters."""
+        low = text.lower()
+        if len(low) != len(text):
+            low = _lower(text)
+        if not self._any_anchor(low):  # the common case: no anchor, so no key
+            return False
+        for anchor, at, keys, shortest, longest in self._anchors:
+            if anchor in low:
+                start = cut - longest + at
+                j = low.find(anchor, start if start > 0 else 0)
+                while j >= 0:
+                    begin = j - at  # where a key with this anchor would begin
+                    if begin >= 0 and low.startswith(keys, begin):
+                        if begin + shortest >= cut:
+                            return True
+                        for key in keys:  # (near the cut: which one)
+                            if begin + len(key) >= cut and low.startswith(key, begin):
+                                return True
+                    j = low.find(anchor, j + 1)
+        return False
 
     def _text(self, need: int) -> tuple[str, int]:
         """The last ``need`` (or a few more) characters, lowercased, and where they start."""
