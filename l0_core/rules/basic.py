@@ -246,14 +246,20 @@ class RepetitionRule(BuiltinRule):
                 if self._unit_len > self._MAX_SENTENCE:
                     self._unit, self._unit_len = None, 0
         else:
-            start = 0
-            for m in _TERMINATORS.finditer(delta):
-                v = self._end_sentence(delta[start : m.start()], offset + m.start())
-                if v is not None:
-                    found = [v] if found is None else [*found, v]
-                start = m.end()
-                self._sentence_start = offset + start
-            rest = delta[start:]
+            pieces = _TERMINATORS.split(delta)  # (each terminator is one character)
+            pos = offset
+            shortest = self._min_sentence
+            for i in range(len(pieces) - 1):
+                piece = pieces[i]
+                pos += len(piece)  # the terminator
+                # (a short sentence in the delta counts for nothing: no call)
+                if i == 0 or len(piece) > shortest:
+                    v = self._end_sentence(piece, pos)
+                    if v is not None:
+                        found = [v] if found is None else [*found, v]
+                pos += 1
+                self._sentence_start = pos
+            rest = pieces[-1]
             if rest:
                 self._unit = [rest]
                 self._unit_len = len(rest)

@@ -39,28 +39,6 @@ _STR_RUN = re.compile(r'[^"\\\x00-\x1f]*')
 _WS_RUN = re.compile(r"[ \t\n\r]*")
 _DIGITS = re.compile(r"[0-9]*")
 
-# Complete, valid tokens, consumed in one step where the scanner would accept them one
-# character at a time and end in the same mode (_AFTER) with the same stack: a string, a
-# number followed by what ends it (so a number cut by the end of a delta is not taken), a
-# literal. Anything else (a bracket, an error, a token cut short) is left to the scanner.
-_W = r"[ \t\n\r]*"
-_S = r'"[^"\\\x00-\x1f]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*)*"'
-_N = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?(?=[ \t\n\r,\]}])"
-_V = rf"(?:{_S}|{_N}|true|false|null)"
-_MEMBER = rf"{_W},{_W}{_S}{_W}:{_W}{_V}"  # (after a value in an object)
-_ITEM = rf"{_W},{_W}{_V}"  # (after a value in an array)
-_RUN_AFTER = {  # at ',' after a value: the container's top -> its run of members or items
-    "{": re.compile(rf"(?:{_MEMBER})+{_W}").match,
-    "[": re.compile(rf"(?:{_ITEM})+{_W}").match,
-}
-_RUN_VALUE = {  # at the first character of a value
-    "{": re.compile(rf"{_V}(?:{_MEMBER})*{_W}").match,
-    "[": re.compile(rf"{_V}(?:{_ITEM})*{_W}").match,
-}
-_RUN_KEY = re.compile(rf"{_S}{_W}:{_W}{_V}(?:{_MEMBER})*{_W}").match  # at a key's '"'
-_VALUE_START = frozenset('"-0123456789tfn')
-_RUN_MIN = 8  # (a shorter rest of a delta holds no complete member: not worth a try)
-
 # modes of the scanner
 _VALUE = 0  # a value must come (after ':' or ',' in an array, or the root)
 _VALUE_OR_CLOSE = 1  # just after '['
@@ -78,6 +56,44 @@ _UNDECIDED = 12  # auto mode: nothing but whitespace so far
 _PENDING = 13  # auto mode: saw '{' or '[' (``_pend``), waiting for the next character
 _DEAD = 14  # an error was reported: nothing more to say
 _OFF = 15  # auto mode: the output does not start like JSON
+
+# Runs of complete, valid tokens, consumed in one step where the scanner would accept
+# them one character at a time: strings, numbers followed by what ends them (so a number
+# cut by the end of a delta is not taken), literals, and the commas and colons between
+# them, within one container. Anything else (a bracket, an error, a token cut short) is
+# left to the scanner. A run ends after a value (_AFTER), after ',' (_KEY in an object,
+# _VALUE in an array) or after a key and its ':' (_VALUE): see _run_mode.
+_W = r"[ \t\n\r]*"
+_S = r'"[^"\\\x00-\x1f]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*)*"'
+_N = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?(?=[ \t\n\r,\]}])"
+_V = rf"(?:{_S}|{_N}|true|false|null)"
+_MEMBERS = rf"(?:{_W},{_W}{_S}{_W}:{_W}{_V})*{_W}"  # more of an object, after a value
+_ITEMS = rf"(?:{_W},{_W}{_V})*{_W}"  # more of an array, after a value
+_OBJECT_END = rf"(?:(?P<comma>,{_W})(?P<key>{_S}{_W}:{_W})?)?"
+_ARRAY_END = rf"(?P<comma>,{_W})?"
+_RUN_AFTER = {  # at ',' after a value, by the container's top
+    "{": re.compile(_MEMBERS + _OBJECT_END).match,
+    "[": re.compile(_ITEMS + _ARRAY_END).match,
+}
+_RUN_VALUE = {  # at the first character of a value, by the container's top
+    "{": re.compile(_V + _MEMBERS + _OBJECT_END).match,
+    "[": re.compile(_V + _ITEMS + _ARRAY_END).match,
+}
+_RUN_KEY = re.compile(  # at a key's '"'
+    rf"{_S}{_W}:{_W}(?P<value>{_V}{_MEMBERS}{_OBJECT_END})?"
+).match
+_VALUE_START = frozenset('"-0123456789tfn')
+_RUN_MIN = 8  # (a shorter rest of a delta is left to the scanner: a run would not pay)
+
+
+def _run_mode(m: re.Match[str], top: str) -> int:
+    """The scanner's mode after a run."""
+    if m.group("comma") is None:
+        return _AFTER
+    if top == "[" or m.group("key") is not None:
+        return _VALUE
+    return _KEY
+
 
 # the number automaton: state -> {character class -> state}; accepting states end a number
 _N_MINUS, _N_ZERO, _N_INT, _N_DOT, _N_FRAC, _N_E, _N_ESIGN, _N_EXP = range(1, 9)
@@ -271,9 +287,11 @@ class JsonRule(BuiltinRule):
                     continue
                 top = stack[-1]
                 if c == ",":
-                    m = _RUN_AFTER[top](s, i) if n - i > _RUN_MIN else None
-                    if m is not None:  # complete members or items: the mode stays
+                    if n - i > _RUN_MIN:  # (the run takes at least the comma)
+                        m = _RUN_AFTER[top](s, i)
+                        assert m is not None
                         i = m.end()
+                        mode = _run_mode(m, top)
                         continue
                     mode = _KEY if top == "{" else _VALUE
                 elif c == "}" or c == "]":
@@ -310,11 +328,12 @@ class JsonRule(BuiltinRule):
                 i = _WS_RUN.match(s, i).end()  # type: ignore[union-attr]
                 continue
             if mode in (_VALUE, _VALUE_OR_CLOSE):
-                if stack and c in _VALUE_START and n - i > _RUN_MIN:
-                    m = _RUN_VALUE[stack[-1]](s, i)
+                if n - i > _RUN_MIN and stack and c in _VALUE_START:
+                    top = stack[-1]
+                    m = _RUN_VALUE[top](s, i)
                     if m is not None:
                         i = m.end()
-                        mode = _AFTER
+                        mode = _run_mode(m, top)
                         continue
                 if c == '"' and stack:
                     mode = _STR
@@ -352,9 +371,9 @@ class JsonRule(BuiltinRule):
             if mode in (_KEY_OR_CLOSE, _KEY):
                 if c == '"':
                     m = _RUN_KEY(s, i) if n - i > _RUN_MIN else None
-                    if m is not None:  # complete members
+                    if m is not None:
                         i = m.end()
-                        mode = _AFTER
+                        mode = _VALUE if m.group("value") is None else _run_mode(m, "{")
                         continue
                     mode = _STR
                     self._in_key = True

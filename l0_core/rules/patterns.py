@@ -63,6 +63,9 @@ class Category:
     keys: tuple[tuple[str, int, int], ...] = ()
     at_completion: bool = False  # found while streaming, reported at the end
     first: str = ""  # line_start: the (lowercase) letters a match can start with
+    # line_start: what an ASCII match starts with, lowercased (one ``startswith`` rules
+    # out most lines before the expression runs)
+    starts: tuple[str, ...] = ()
     suggestion: str = ""
 
 
@@ -111,6 +114,8 @@ CATEGORIES: dict[str, Category] = {
             rf"(?:sure|certainly|of course|absolutely|great question|i{_AP}d be happy to)\b",
             line_start=True,
             first="scoagi",
+            starts=("sure", "certainly", "of course", "absolutely", "great question",
+                    "i'd be happy to"),
             suggestion="start with the answer itself",
         ),
         Category(
@@ -118,6 +123,7 @@ CATEGORIES: dict[str, Category] = {
             rf"(?:here is the|here{_AP}s the|let me|below is|please find)\b",
             line_start=True,
             first="hlbp",
+            starts=("here is the", "here's the", "let me", "below is", "please find"),
             suggestion="give the content in the requested format, without a preamble",
         ),
     )
@@ -147,6 +153,10 @@ def _lower(text: str) -> str:
     return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
 
 
+_Table = dict[str, tuple[bool, "_Table"]]  # delta -> (whether a key ends in it, next table)
+_NO_TABLE: _Table = {}  # (the place of the next delta is not known: never written)
+
+
 class _KeyAutomaton:
     """Aho-Corasick over the (lowercase) keys, with its moves over short deltas memoised.
 
@@ -156,12 +166,15 @@ class _KeyAutomaton:
     every delta is one dictionary lookup. The memo caches a pure function:
     sessions share it safely. Longer deltas (several tokens joined) are not
     followed here but probed with ``in`` tests (:meth:`PhraseScanner._probe`),
-    whose answers for deltas up to ``MEMO_DELTA`` characters are memoised too
-    (``probed``: the delta with the characters before it that a key can span).
+    whose answers for deltas up to ``MEMO_DELTA`` characters are memoised too:
+    ``tables[tail]`` maps a delta that comes after text ending in ``tail`` (the
+    ``key_max - 1`` characters a key can span) to ``(answer, the table for what
+    comes after the delta)``, so a delta seen before in the same place is one
+    lookup, as a token is.
     """
 
-    __slots__ = ("fail", "goto", "key_max", "memo", "out", "probed", "results", "size",
-                 "suffix")
+    __slots__ = ("fail", "goto", "key_max", "memo", "out", "results", "size", "suffix",
+                 "tables")
 
     MEMO_LIMIT = 100_000  # entries in all; the memo starts afresh when it holds more
     SHORT_DELTA = 16  # longer deltas are probed, not followed on the automaton
@@ -195,7 +208,7 @@ class _KeyAutomaton:
                 out[t] = out[t] or out[fail[t]]
         self.goto, self.fail, self.out = goto, fail, out
         self.memo: list[dict[str, tuple[int, bool]]] = [{} for _ in goto]
-        self.probed: dict[str, bool] = {}
+        self.tables: dict[str, _Table] = {}
         self.size = 0  # entries in all the memos
         self.results = [((s, False), (s, True)) for s in range(len(goto))]
         self.suffix: dict[str, int] = {}  # the state after some last characters
@@ -226,7 +239,7 @@ class _KeyAutomaton:
         """Bounded memory: the memos start afresh (they refill quickly)."""
         for memo in self.memo:
             memo.clear()
-        self.probed.clear()
+        self.tables.clear()
         self.size = 0
 
     def state_of(self, tail: str) -> int:
@@ -248,6 +261,10 @@ _Target = tuple[str, "re.Pattern[str]", int, int]  # (category, expression, befo
 class _Compiled:
     line_rx: re.Pattern[str] | None
     line_first: frozenset[str]  # the characters a line-start match can begin with
+    # what an ASCII line-start match begins with, lowercased (None: not known for all)
+    line_starts: tuple[str, ...] | None
+    # finds the next line whose first non-blank character is in line_first
+    next_line: Callable[[str, int], re.Match[str] | None] | None
     automaton: _KeyAutomaton | None
     keys_rx: re.Pattern[str] | None  # any key (to find where keys end)
     targets: dict[str, tuple[_Target, ...]]  # what each key triggers
@@ -256,8 +273,9 @@ class _Compiled:
     # (anchor, at, keys, shortest, longest): every key of ``keys`` has ``anchor`` at index
     # ``at`` - its first bracket-like character, or the whole key - so a text without the
     # anchor has none of those keys; ``shortest`` and ``longest`` are their lengths
-    anchors: tuple[tuple[str, int, tuple[str, ...], int, int], ...]
-    any_anchor: Callable[[str], bool]  # whether a text has one of the anchors
+    # (the bracket-like anchors, then the others: ``any_anchor`` tests a family at once)
+    anchors: tuple[tuple[tuple[str, int, tuple[str, ...], int, int], ...], ...]
+    any_anchor: tuple[Callable[[str], bool], ...]  # whether a text has one of a family
 
 
 def _any_of(needles: Sequence[str]) -> Callable[[str], bool]:
@@ -269,6 +287,7 @@ def _any_of(needles: Sequence[str]) -> Callable[[str], bool]:
     return fn
 
 
+_MEMO_DELTA = _KeyAutomaton.MEMO_DELTA
 _BRACKETS = "[]<>{}|"  # rare in prose: one ``in`` test stands for all the keys with one
 
 
@@ -303,16 +322,27 @@ def _compile(names: tuple[str, ...]) -> _Compiled:
     got = _Compiled(
         line_rx,
         frozenset(first + first.upper()),
+        tuple(start for c in line for start in c.starts) if all(c.starts for c in line)
+        else None,
+        re.compile(f"\n[ \t\n]*(?=[{re.escape(first + first.upper())}])").search
+        if line else None,
         _KeyAutomaton(list(targets)) if targets else None,
         re.compile("|".join(re.escape(k) for k in targets)) if targets else None,
         {k: tuple(v) for k, v in targets.items()},
         key_max,
         reach + 4,
         tuple(
-            (anchor, at, tuple(keys), min(map(len, keys)), max(map(len, keys)))
-            for (anchor, at), keys in anchors.items()
+            tuple(
+                (anchor, at, tuple(keys), min(map(len, keys)), max(map(len, keys)))
+                for (anchor, at), keys in anchors.items()
+                if (anchor in _BRACKETS) == brackets
+            )
+            for brackets in (True, False)
         ),
-        _any_of(list(dict.fromkeys(anchor for anchor, _ in anchors))),
+        tuple(
+            _any_of(list(dict.fromkeys(a for a, _ in anchors if (a in _BRACKETS) == brackets)))
+            for brackets in (True, False)
+        ),
     )
     _COMPILED[names] = got
     return got
@@ -331,13 +361,17 @@ class PhraseScanner:
     """
 
     __slots__ = ("_ac", "_anchors", "_any_anchor", "_auto", "_due", "_end", "_keys_rx", "_km1",
-                 "_line_first", "_line_rx", "_ls", "_memo", "_next_due", "_prefix",
-                 "_prefix_pos", "_reach", "_recent", "_seen", "_short", "_targets", "work")
+                 "_line_first", "_line_rx", "_line_starts", "_ls", "_memo", "_next_due",
+                 "_next_line", "_prefix", "_prefix_pos", "_reach", "_recent", "_seen", "_short",
+                 "_table",
+                 "_targets", "work")
 
     def __init__(self, categories: Iterable[str]) -> None:
         compiled = _compile(tuple(_normalise(c) for c in categories))
         self._line_rx = compiled.line_rx
         self._line_first = compiled.line_first
+        self._line_starts = compiled.line_starts
+        self._next_line = compiled.next_line
         self._auto = compiled.automaton
         self._memo = compiled.automaton.memo if compiled.automaton is not None else []
         self._keys_rx = compiled.keys_rx
@@ -351,6 +385,7 @@ class PhraseScanner:
         self._prefix = ""  # the line's first characters; 2: the line is decided
         self._prefix_pos = 0
         self._ac = 0  # the automaton's state (-1: not known, the last delta was probed)
+        self._table = _NO_TABLE  # the memo for the next delta, after a probed one
         # the recent deltas (each at least one character, so they cover `reach` characters)
         self._recent: deque[str] = deque(maxlen=max(self._reach, 1))
         self._end = 0  # where the next delta starts
@@ -377,42 +412,61 @@ class PhraseScanner:
             return hits
         # -- anywhere categories: a key ending in this delta schedules searches around it
         recent = self._recent
-        if len(delta) <= self._short:  # a token: one lookup in the automaton's memo
+        size = len(delta)
+        if size <= self._short:  # a token: one lookup in the automaton's memo
             state = self._ac
-            if state < 0:
+            if state < 0 or self._table is not _NO_TABLE:  # (after a probed delta)
                 state = auto.state_of(self._tail())
+                self._table = _NO_TABLE
             moved = self._memo[state].get(delta)
             if moved is None:
                 moved = auto.move(state, delta)
             self._ac, hit = moved
-        else:  # several tokens: a probe with ``in`` tests (memoised when short)
-            self._ac = -1
-            km1 = self._km1
-            last = recent[-1] if recent else ""
-            if len(last) >= km1:  # the last km1 characters before: a key may span both
-                text = last[len(last) - km1 :] + delta if km1 else delta
-                if len(delta) <= _KeyAutomaton.MEMO_DELTA:
-                    known = auto.probed.get(text)
-                    if known is None:
-                        known = self._probe(text, km1 + 1)
-                        if auto.size >= auto.MEMO_LIMIT:
-                            auto.clear()
-                        auto.probed[text] = known
-                        auto.size += 1
-                    hit = known
-                else:
-                    hit = self._probe(text, km1 + 1)
-            else:  # (the start of the text)
-                tail = self._text(km1)[0][-km1:] if recent else ""
-                hit = self._probe(tail + delta, len(tail) + 1)
+        else:  # several tokens: one lookup when seen in this place before, else a probe
+            known = self._table.get(delta)
+            if known is not None:
+                hit, self._table = known
+            else:
+                hit = self._probe_delta(delta)
         recent.append(delta)
         if hit:
-            self._schedule(len(delta))
+            self._schedule(size)
         if 0 <= self._next_due <= end:
             more = self._run_due(False)
             if more:
                 hits = more if hits is None else hits + more
         return hits
+
+    def _probe_delta(self, delta: str) -> bool:
+        """Whether a key ends in ``delta``, with ``in`` tests on it and the last
+        ``key_max - 1`` characters before it; remembered when the delta is short."""
+        self._ac = -1
+        km1 = self._km1
+        recent = self._recent
+        last = recent[-1] if recent else ""
+        if len(last) < km1:  # (a short previous delta, or none)
+            tail = self._text(km1)[0][-km1:] if recent else ""
+            hit = self._probe(tail + delta, len(tail) + 1)
+        else:
+            hit = self._probe(last[len(last) - km1 :] + delta if km1 else delta, km1 + 1)
+        if len(delta) > _MEMO_DELTA or len(delta) < km1:
+            self._table = _NO_TABLE
+            return hit
+        auto = self._auto
+        assert auto is not None
+        if auto.size >= auto.MEMO_LIMIT:
+            auto.clear()
+        # the table for what follows this delta: that of its last km1 characters
+        key = delta[len(delta) - km1 :] if km1 else ""
+        after = auto.tables.get(key)
+        if after is None:
+            after = auto.tables[key] = {}
+            auto.size += 1
+        if self._table is not _NO_TABLE:  # (that of the last km1 characters before it)
+            self._table[delta] = (hit, after)
+            auto.size += 1
+        self._table = after
+        return hit
 
     def _tail(self) -> str:
         """The last ``key_max - 1`` characters before the delta being fed, lowercased."""
@@ -431,10 +485,23 @@ class PhraseScanner:
         low = text.lower()
         if len(low) != len(text):
             low = _lower(text)
-        if not self._any_anchor(low):  # the common case: no anchor, so no key
-            return False
-        for anchor, at, keys, shortest, longest in self._anchors:
+        brackets, others = self._any_anchor  # (usually neither has an anchor in the text)
+        if brackets(low) and self._find(low, cut, self._anchors[0]):
+            return True
+        return others(low) and self._find(low, cut, self._anchors[1])
+
+    @staticmethod
+    def _find(
+        low: str, cut: int, family: tuple[tuple[str, int, tuple[str, ...], int, int], ...]
+    ) -> bool:
+        """Whether a key of ``family`` ends at or after index ``cut`` of ``low``."""
+        for anchor, at, keys, shortest, longest in family:
             if anchor in low:
+                if len(keys) == 1:  # the key itself, ending at or after the cut
+                    start = cut - longest
+                    if low.find(keys[0], start if start > 0 else 0) >= 0:
+                        return True
+                    continue
                 start = cut - longest + at
                 j = low.find(anchor, start if start > 0 else 0)
                 while j >= 0:
@@ -531,6 +598,7 @@ class PhraseScanner:
         self._ls = 0 if self._line_rx is not None else 2
         self._prefix = ""
         self._ac = 0
+        self._table = _NO_TABLE
         self._recent.clear()
         self._due = []
         self._next_due = -1
@@ -543,6 +611,9 @@ class PhraseScanner:
         that a character follows, decided whatever comes next)."""
         assert self._line_rx is not None
         prefix = self._prefix
+        starts = self._line_starts
+        if starts is not None and prefix.isascii() and not prefix.lower().startswith(starts):
+            return None  # (the usual line: the expression cannot match it)
         self.work += len(prefix)
         m = self._line_rx.match(prefix)
         if m is None or m.lastgroup is None or (eager and m.end() >= len(prefix)):
@@ -557,9 +628,18 @@ class PhraseScanner:
         while i < n:
             if ls == 2:
                 nl = delta.find("\n", i)
-                if nl < 0 or self._line_rx is None:
+                if nl < 0 or self._next_line is None:
                     break
-                i = nl + 1
+                if n - nl > _LINE_PREFIX:  # several lines: the next one that starts like
+                    m = self._next_line(delta, nl)  # a phrase, in one search
+                    if m is None:  # none: a line starts at the end if only blanks follow
+                        nl = delta.rfind("\n", nl)
+                        if not delta[nl + 1 :].strip(" \t"):
+                            ls = 0
+                        break
+                    i = m.end()
+                else:
+                    i = nl + 1
                 ls = 0
                 continue
             if ls == 0:
