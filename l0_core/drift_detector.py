@@ -24,12 +24,12 @@ delta, then a regular expression only around a key); the statistical signals tak
 *sample* per ``sample_chars`` characters of new text, kept in bounded rolling windows
 (deques with running sums, a running mean and variance). Nothing ever rescans the text.
 
-A sample costs a handful of C-level string calls, not a loop over its characters:
-the words come from one ``bytes.translate`` (lowercase, punctuation to spaces) and one
-``split``; the n-grams are hashed by ``map(hash, zip(...))``; the character counts
-are one ``Counter``; the markers are ``in`` tests (the exact
-marker count is only needed for the first ``window`` characters: when they were not
-formatted, the markdown signal can never fire and stops sampling).
+A sample costs a handful of C-level calls, no Python loop over its characters or
+words: the words come from one ``bytes.translate`` (lowercase, punctuation to spaces)
+and one ``split``; the n-grams are hashed by ``map(hash, zip(...))`` and counted with
+one ``set``; the character counts are one ``Counter``; the markers are ``in`` tests
+(the exact marker count is only needed for the first ``window`` characters: when they
+were not formatted, the markdown signal can never fire and stops sampling).
 
 Each type has a ``detect_*`` switch.
 """
@@ -204,6 +204,7 @@ class DriftDetector:
         self._carry = ""  # a word cut by the end of the last sample
         self._prev: list[str] = []  # the last n-1 words
         self._grams: deque[int] = deque(maxlen=repetition_window)  # recent n-gram hashes
+        self._distinct = 0  # at most the distinct n-grams in the window (the last count)
         # entropy: recent samples, and a running mean/variance (Welford) of older ones
         self._e_window = entropy_window
         self._e_threshold = entropy_threshold
@@ -330,13 +331,19 @@ class DriftDetector:
             return None
         self._prev = seq[len(seq) - n + 1 :] if n > 1 else []
         grams = self._grams  # a deque(maxlen=repetition_window): the oldest fall out
+        size = len(grams)
         if n == 5:  # (the default, spelled out: no generator)
             grams.extend(map(hash, zip(seq, seq[1:], seq[2:], seq[3:], seq[4:], strict=False)))
         else:
             grams.extend(map(hash, zip(*[seq[i:] for i in range(n)], strict=False)))
         if len(grams) < self._rep_window:
             return None
-        distinct = len(set(grams))  # O(window) per sample: O(1) per character
+        # each n-gram that left the window took at most one distinct n-gram with it: when
+        # that many fewer than last counted are still too many to loop, no need to count
+        self._distinct -= size + len(seq) - n + 1 - len(grams)
+        if 1.0 - self._distinct / len(grams) < self._rep_threshold:
+            return None
+        distinct = self._distinct = len(set(grams))  # O(window): O(1) per character
         repeated = 1.0 - distinct / len(grams)
         if repeated >= self._rep_threshold:
             return min(1.0, repeated)

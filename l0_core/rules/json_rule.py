@@ -8,8 +8,9 @@ a ``}`` with no open brace, a ``]`` closing a ``{``, a second root value, text
 after the root. String bodies, whitespace and digit runs are skipped with one
 regular-expression step each, and so are runs of complete members of an object
 (``, "key": value``) or items of an array (``, value``) whose values are strings,
-numbers or literals: they cannot hold an error and leave the state as it was,
-so the Python work is per container and per token cut by the end of a delta.
+numbers or literals, with a ``,`` or ``"key":`` after them: what such a run
+holds cannot be an error. So the Python work is per container and per token
+cut by the end of a delta, not per character.
 At the end only the carried state is looked at: an unclosed string, missing
 closers, a cut number.
 
@@ -228,10 +229,11 @@ class JsonRule(BuiltinRule):
         )
 
     def check_delta(self, delta: str, offset: int) -> Sequence[Violation] | None:
+        if self._idle and offset == self._pos:  # not JSON, or an error was reported:
+            self._pos = offset + len(delta)  # nothing more to do (synced or not)
+            return None
         if offset == self._pos and self._synced:
             self._pos = offset + len(delta)
-            if self._idle:  # not JSON, or an error was reported: nothing more to do
-                return None
             moved = _MEMO[self._sid].get(delta)
             if moved is not None:  # the common case: a delta seen before, in this state
                 self._sid, pushed = moved

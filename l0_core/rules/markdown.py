@@ -7,10 +7,10 @@ like a fence (any other line just ends a table). A longer line is followed as
 it comes, without keeping it: for it the rule remembers only how it starts
 (indentation, a run of backticks or tildes and what follows it) and, for
 tables, how many unescaped ``|`` it has and whether it starts and ends with
-one. A fence is 3+ backticks or 3+ tildes at the start
-of a line (after optional indentation); it is closed only by a fence of the
-same character that is at least as long, with nothing after it, so a ```````` ```` ````````
-fence can contain ```` ``` ```` lines. Inside a fence nothing else is checked.
+one. A fence is 3+ backticks or 3+ tildes at the start of a line (after
+optional indentation); it is closed only by a fence of the same character that
+is at least as long, with nothing after it, so a ```````` ```` ```````` fence can
+contain ```` ``` ```` lines. Inside a fence nothing else is checked.
 
 A table is a row with pipes followed by a delimiter row (``|---|:--:|``); the
 delimiter row and every body row must have the header's number of cells.
@@ -128,21 +128,21 @@ class MarkdownRule(BuiltinRule):
     # -- streaming ------------------------------------------------------------------------
 
     def check_delta(self, delta: str, offset: int) -> Sequence[Violation] | None:
-        # the hot paths: more of the current line
-        if offset == self._pos and "\n" not in delta and self._synced:
-            if not self._inc:  # a line being kept
+        # the hot paths: more of the current line - a long ordinary line with nothing to
+        # track (only a newline or a pipe can change anything), or a line being kept
+        if self._quiet and offset == self._pos and "\n" not in delta and "|" not in delta:
+            self._pos = offset + len(delta)
+            if delta:
+                self._bs = delta[-1] == "\\"
+            return None
+        if offset == self._pos and self._synced:
+            if not self._inc and "\n" not in delta:
                 size = self._buf_len + len(delta)
                 if size <= _LINE_BUF:
                     self._buf.append(delta)
                     self._buf_len = size
                     self._pos = offset + len(delta)
                     return None
-            elif self._quiet and "|" not in delta:  # an ordinary line with nothing to track
-                self._pos = offset + len(delta)
-                if delta:
-                    self._bs = delta[-1] == "\\"
-                return None
-        if offset == self._pos and self._synced:
             self._pos = offset + len(delta)
             return self._scan(delta, offset)
         return super().check_delta(delta, offset)

@@ -174,11 +174,11 @@ class _KeyAutomaton:
     """
 
     __slots__ = ("fail", "goto", "key_max", "memo", "out", "results", "size", "suffix",
-                 "tables")
+                 "tables", "unknown")
 
     MEMO_LIMIT = 100_000  # entries in all; the memo starts afresh when it holds more
     SHORT_DELTA = 16  # longer deltas are probed, not followed on the automaton
-    MEMO_DELTA = 48  # longer deltas are not memoised
+    MEMO_DELTA = 64  # longer deltas are not memoised
 
     def __init__(self, keys: Sequence[str]) -> None:
         self.key_max = max((len(k) for k in keys), default=1)
@@ -207,7 +207,9 @@ class _KeyAutomaton:
                 fail[t] = goto[f].get(c, 0)
                 out[t] = out[t] or out[fail[t]]
         self.goto, self.fail, self.out = goto, fail, out
-        self.memo: list[dict[str, tuple[int, bool]]] = [{} for _ in goto]
+        # (one more, never written: that of ``unknown``, the state after a probed delta)
+        self.memo: list[dict[str, tuple[int, bool]]] = [{} for _ in range(len(goto) + 1)]
+        self.unknown = len(goto)
         self.tables: dict[str, _Table] = {}
         self.size = 0  # entries in all the memos
         self.results = [((s, False), (s, True)) for s in range(len(goto))]
@@ -239,6 +241,8 @@ class _KeyAutomaton:
         """Bounded memory: the memos start afresh (they refill quickly)."""
         for memo in self.memo:
             memo.clear()
+        for table in list(self.tables.values()):  # (emptied: a scanner may hold one)
+            table.clear()
         self.tables.clear()
         self.size = 0
 
@@ -363,8 +367,7 @@ class PhraseScanner:
     __slots__ = ("_ac", "_anchors", "_any_anchor", "_auto", "_due", "_end", "_keys_rx", "_km1",
                  "_line_first", "_line_rx", "_line_starts", "_ls", "_memo", "_next_due",
                  "_next_line", "_prefix", "_prefix_pos", "_reach", "_recent", "_seen", "_short",
-                 "_table",
-                 "_targets", "work")
+                 "_table", "_table_key", "_targets", "_unknown", "work")
 
     def __init__(self, categories: Iterable[str]) -> None:
         compiled = _compile(tuple(_normalise(c) for c in categories))
@@ -384,8 +387,11 @@ class PhraseScanner:
         self._ls = 0 if self._line_rx is not None else 2  # 0: at a line start, 1: reading
         self._prefix = ""  # the line's first characters; 2: the line is decided
         self._prefix_pos = 0
-        self._ac = 0  # the automaton's state (-1: not known, the last delta was probed)
+        self._ac = 0  # the automaton's state (_unknown: the last delta was probed)
+        self._unknown = compiled.automaton.unknown if compiled.automaton is not None else -1
         self._table = _NO_TABLE  # the memo for the next delta, after a probed one
+        self._table_key = ""  # ... and the text it is for (the last km1 characters)
+        assert self._km1 < self._short  # (a probed delta is longer than the text before)
         # the recent deltas (each at least one character, so they cover `reach` characters)
         self._recent: deque[str] = deque(maxlen=max(self._reach, 1))
         self._end = 0  # where the next delta starts
@@ -411,36 +417,46 @@ class PhraseScanner:
         if auto is None:
             return hits
         # -- anywhere categories: a key ending in this delta schedules searches around it
-        recent = self._recent
-        size = len(delta)
-        if size <= self._short:  # a token: one lookup in the automaton's memo
-            state = self._ac
-            if state < 0 or self._table is not _NO_TABLE:  # (after a probed delta)
-                state = auto.state_of(self._tail())
-                self._table = _NO_TABLE
-            moved = self._memo[state].get(delta)
-            if moved is None:
-                moved = auto.move(state, delta)
-            self._ac, hit = moved
-        else:  # several tokens: one lookup when seen in this place before, else a probe
+        ac = self._ac
+        if ac == self._unknown:  # after several tokens: were these seen in this place?
             known = self._table.get(delta)
             if known is not None:
                 hit, self._table = known
             else:
-                hit = self._probe_delta(delta)
-        recent.append(delta)
+                hit = self._new_delta(delta)
+        else:  # after a token: is this one a token seen before in this state?
+            moved = self._memo[ac].get(delta)
+            if moved is not None:
+                self._ac, hit = moved
+            else:
+                hit = self._new_delta(delta)
+        self._recent.append(delta)
         if hit:
-            self._schedule(size)
+            self._schedule(len(delta))
         if 0 <= self._next_due <= end:
             more = self._run_due(False)
             if more:
                 hits = more if hits is None else hits + more
         return hits
 
+    def _new_delta(self, delta: str) -> bool:
+        """Whether a key ends in a delta not met before in this place: a token is
+        followed on the automaton (and memoised), several tokens are probed."""
+        if len(delta) > self._short:
+            return self._probe_delta(delta)
+        auto = self._auto
+        assert auto is not None
+        state = self._ac
+        if state == self._unknown:  # (after a probed delta)
+            state = auto.state_of(self._tail())
+        self._ac, hit = auto.move(state, delta)
+        return hit
+
     def _probe_delta(self, delta: str) -> bool:
         """Whether a key ends in ``delta``, with ``in`` tests on it and the last
         ``key_max - 1`` characters before it; remembered when the delta is short."""
-        self._ac = -1
+        probed = self._ac == self._unknown  # (the delta before was probed too)
+        self._ac = self._unknown
         km1 = self._km1
         recent = self._recent
         last = recent[-1] if recent else ""
@@ -449,23 +465,31 @@ class PhraseScanner:
             hit = self._probe(tail + delta, len(tail) + 1)
         else:
             hit = self._probe(last[len(last) - km1 :] + delta if km1 else delta, km1 + 1)
-        if len(delta) > _MEMO_DELTA or len(delta) < km1:
-            self._table = _NO_TABLE
-            return hit
+        # The answer depends on the delta and the last km1 characters before it: it is
+        # kept in the table of those, and the table for what follows is that of the
+        # delta's own last km1 characters (a delta is longer than km1).
         auto = self._auto
         assert auto is not None
-        if auto.size >= auto.MEMO_LIMIT:
+        if auto.size + 3 > auto.MEMO_LIMIT:  # (two tables and an entry at most)
             auto.clear()
-        # the table for what follows this delta: that of its last km1 characters
+        tables = auto.tables
         key = delta[len(delta) - km1 :] if km1 else ""
-        after = auto.tables.get(key)
-        if after is None:
-            after = auto.tables[key] = {}
-            auto.size += 1
-        if self._table is not _NO_TABLE:  # (that of the last km1 characters before it)
-            self._table[delta] = (hit, after)
-            auto.size += 1
+        if len(delta) <= _MEMO_DELTA:
+            after = tables.get(key)
+            if after is None:
+                after = tables[key] = {}
+                auto.size += 1
+            if probed:
+                table = self._table
+                if table is _NO_TABLE:  # (the delta before was long: its table now)
+                    table = tables.setdefault(self._table_key, {})
+                    auto.size += 1
+                table[delta] = (hit, after)
+                auto.size += 1
+        else:  # a long delta is not kept (it will not come again), nor a table made for it
+            after = tables.get(key, _NO_TABLE)
         self._table = after
+        self._table_key = key
         return hit
 
     def _tail(self) -> str:
@@ -706,7 +730,7 @@ class PatternRule(BuiltinRule):
     name = "pattern"
     default_severity: ClassVar[Severity] = "error"
 
-    __slots__ = ("_deferred", "_late", "_names", "_scanner", "_sev")
+    __slots__ = ("_deferred", "_feed", "_late", "_names", "_scanner", "_sev")
 
     def __init__(
         self,
@@ -747,12 +771,13 @@ class PatternRule(BuiltinRule):
 
     def _reset(self) -> None:
         self._scanner = PhraseScanner(self._names)
+        self._feed = self._scanner.feed
         self._deferred: list[Violation] = []
 
     def check_delta(self, delta: str, offset: int) -> Sequence[Violation] | None:
         if offset == self._pos and self._synced:  # the hot path
             self._pos = offset + len(delta)
-            hits = self._scanner.feed(delta, offset)
+            hits = self._feed(delta, offset)
             return self._report(hits) if hits else None
         return super().check_delta(delta, offset)
 

@@ -220,3 +220,24 @@ def test_markdown_signal_stops_sampling_when_the_start_was_not_formatted() -> No
         result = formatted.check_delta(md[i : i + 50], i)
         types.extend(result.types if result else ())
     assert "markdown_collapse" in types
+
+
+def test_the_probe_memo_is_bounded_and_stays_correct(monkeypatch: pytest.MonkeyPatch) -> None:
+    from l0_core.rules import patterns
+
+    monkeypatch.setattr(patterns._KeyAutomaton, "MEMO_LIMIT", 50)
+    rng = random.Random(3)
+    words = ["the", "model", "as", "an", "AI", "said", "[INST]", "{{x}}", "ok", "\n"]
+    text = " ".join(rng.choice(words) for _ in range(3000))
+    pieces = pieces_of(text, [20, 33, 47, 25])
+    reference = hits(list(CATEGORIES), chars(text))
+    for _ in range(2):  # (the second time through the memo)
+        scanner = PhraseScanner(list(CATEGORIES))
+        found: list[tuple[str, int, str]] = []
+        offset = 0
+        for piece in pieces:
+            found.extend(scanner.feed(piece, offset) or ())
+            offset += len(piece)
+            assert scanner._auto is not None and scanner._auto.size <= 50
+        found.extend(scanner.finish() or ())
+        assert sorted(found) == reference
