@@ -2,7 +2,7 @@
 what the plain paths find: one character at a time is the reference (it never takes them).
 
 * pattern: a delta of several tokens is probed with ``in`` tests instead of being followed
-  on the automaton, and the answer is memoised with the delta before it;
+  on the automaton, and the answer is memoised with the text just before it;
 * markdown: a line is kept until it ends (up to 256 characters) and looked at whole, and
   whole lines inside a delta are skipped unless they have a pipe or start like a fence;
 * json: runs of complete members and items are consumed with one expression;
@@ -30,8 +30,8 @@ from tests.guardrails.helpers import chars, detail, run_rule, split
 from tests.guardrails.test_drift import BASE
 from tests.guardrails.test_split_agreement import MD_BITS, PATTERN_BITS
 
-# piece lengths around the thresholds: a token (<= 16), a memoised probe (<= 48), longer
-sizes = st.lists(st.sampled_from([1, 2, 5, 15, 16, 17, 30, 47, 48, 49, 120]), min_size=1,
+# piece lengths around the thresholds: a token (<= 16), a memoised probe (<= 64), longer
+sizes = st.lists(st.sampled_from([1, 2, 5, 15, 16, 17, 30, 48, 64, 65, 120]), min_size=1,
                  max_size=30)
 
 
@@ -229,7 +229,7 @@ def test_the_probe_memo_is_bounded_and_stays_correct(monkeypatch: pytest.MonkeyP
     rng = random.Random(3)
     words = ["the", "model", "as", "an", "AI", "said", "[INST]", "{{x}}", "ok", "\n"]
     text = " ".join(rng.choice(words) for _ in range(3000))
-    pieces = pieces_of(text, [20, 33, 47, 25])
+    pieces = pieces_of(text, [20, 70, 33, 120, 47, 25, 5, 64, 65])
     reference = hits(list(CATEGORIES), chars(text))
     for _ in range(2):  # (the second time through the memo)
         scanner = PhraseScanner(list(CATEGORIES))
