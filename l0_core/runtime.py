@@ -83,10 +83,6 @@ def _new_id() -> str:
     return str(uuid7())
 
 
-class _Stop(Exception):
-    """Internal: the watchdog or abort() interrupted a read."""
-
-
 class _Factory:
     """One stream source: a factory (retryable) or a bare iterator (one attempt only)."""
 
@@ -546,7 +542,7 @@ class _Session:
                             try:
                                 checked, drift_checked = self._tick(
                                     streaming_rules, detector, reported_drift, checked,
-                                    drift_checked, delivered_from
+                                    drift_checked
                                 )
                             except L0Error:
                                 st._truncate(len(parts) - 1)  # never delivered
@@ -620,7 +616,7 @@ class _Session:
                                         try:
                                             checked, drift_checked = self._tick(
                                                 streaming_rules, detector, reported_drift,
-                                                checked, drift_checked, delivered_from)
+                                                checked, drift_checked)
                                         except L0Error:
                                             st._truncate(len(parts) - 1)  # never delivered
                                             raise
@@ -705,7 +701,7 @@ class _Session:
                     if streaming_rules or detector is not None:
                         checked, drift_checked = self._tick(
                             streaming_rules, detector, reported_drift, checked, drift_checked,
-                            delivered_from, force=True,
+                            force=True,
                         )
                     if (
                         self.detect_zero
@@ -862,7 +858,7 @@ class _Session:
                             await _close(it, src)
                             it = src = None
                             if delay > 0:
-                                await self._sleep(delay)
+                                await backoff_sleep(delay)
                         except asyncio.CancelledError as cancel:
                             raise self._stopped(cancel, errors_seen) from None
                         self._raise_if_stopped(errors_seen)
@@ -1057,7 +1053,6 @@ class _Session:
         reported: set[str],
         checked: int,
         drift_checked: int,
-        base: int,
         force: bool = False,
     ) -> tuple[int, int]:
         """Periodic work on the text since the last check: guardrails, drift, checkpoint.
@@ -1263,9 +1258,6 @@ class _Session:
             if custom is not None:
                 delay = max(0.0, float(custom))
         return "retry", delay, err.message
-
-    async def _sleep(self, delay: float) -> None:
-        await backoff_sleep(delay)
 
     def _convert_cancel(self, exc: asyncio.CancelledError) -> BaseException:
         """Turn our own interruption into a typed error; let real cancellation through."""

@@ -139,3 +139,17 @@ class BuiltinRule:
 
     def __repr__(self) -> str:
         return f"<guardrail {self.name}>"
+
+
+class CompletionOnlyRule(BuiltinRule):
+    """A rule that only judges the whole text: it overrides ``check_complete``."""
+
+    def _reset(self) -> None:
+        return None
+
+    def _scan(self, delta: str, offset: int) -> list[Violation] | None:  # pragma: no cover
+        return None
+
+    def _finish(self, content: str) -> list[Violation] | None:  # pragma: no cover
+        return None
+

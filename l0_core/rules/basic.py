@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from l0_core.guardrails import Severity, Violation
-from l0_core.rules._base import BuiltinRule
+from l0_core.rules._base import BuiltinRule, CompletionOnlyRule
 
 __all__ = ["RepetitionRule", "StallRule", "ZeroOutputRule"]
 
@@ -17,7 +17,7 @@ _EMPTY_JSON = frozenset("{}[], \t\r\n")
 _BLANK = frozenset(" \t\r\n\f\v")
 
 
-class ZeroOutputRule(BuiltinRule):
+class ZeroOutputRule(CompletionOnlyRule):
     """Registered as ``zero_output``: the output must not be empty or noise.
 
     Checked once, at the end (``streaming`` is off): empty or whitespace-only
@@ -78,15 +78,6 @@ class ZeroOutputRule(BuiltinRule):
                             "the output is noise; retry",
                         )
                     ]
-        return None
-
-    def _reset(self) -> None:
-        return None
-
-    def _scan(self, delta: str, offset: int) -> list[Violation] | None:  # pragma: no cover
-        return None
-
-    def _finish(self, content: str) -> list[Violation] | None:  # pragma: no cover
         return None
 
 

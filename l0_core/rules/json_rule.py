@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import orjson
 
 from l0_core.guardrails import Severity, Violation
-from l0_core.rules._base import BuiltinRule
+from l0_core.rules._base import BuiltinRule, CompletionOnlyRule
 
 __all__ = ["JsonRule", "StrictJsonRule"]
 
@@ -499,7 +499,7 @@ class JsonRule(BuiltinRule):
         ]
 
 
-class StrictJsonRule(BuiltinRule):
+class StrictJsonRule(CompletionOnlyRule):
     """Registered as ``strict_json``: the complete output must parse as a JSON object or array.
 
     Checked once, on the complete text (``json.loads`` semantics, via orjson).
@@ -549,13 +549,4 @@ class StrictJsonRule(BuiltinRule):
             ]
         if not isinstance(value, dict | list):  # pragma: no cover - starts with { or [
             return [self._violation("the JSON root is not an object or an array", lead)]
-        return None
-
-    def _reset(self) -> None:
-        return None
-
-    def _scan(self, delta: str, offset: int) -> list[Violation] | None:  # pragma: no cover
-        return None
-
-    def _finish(self, content: str) -> list[Violation] | None:  # pragma: no cover
         return None
