@@ -85,6 +85,11 @@ RATIO_BUDGET: dict[str, float] = {  # ns/token of the row <= budget x its raw fl
 FLAT_BUDGET = 1.2  # ns/token at the largest N <= 1.2 x ns/token at the smallest N
 MEMORY_FLAT_BUDGET = 1.2  # peak bytes/token at the largest N <= 1.2 x at the smallest N
 
+# Each timed run reads a different token stream from the one before (the variants are read in
+# turn), so that nothing that remembers text it has seen - a cache keyed by deltas - looks
+# faster than it would on new output.
+VARIANTS = 3
+
 CONCURRENCY_BURST = 10  # the concurrent sources yield to the loop once per this many tokens
 
 
@@ -103,6 +108,7 @@ class Settings:
     features: tuple[str, ...]
     sections: tuple[str, ...]
     seed: int
+    variants: int  # different token streams per size, read in turn (no replayed text)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -146,6 +152,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         features=features,
         sections=sections,
         seed=int(args.seed),
+        variants=2 if quick else VARIANTS,
     )
 
 
@@ -260,12 +267,35 @@ class TokenGenerator:
             i += step
         return out
 
-    def tokens(self, n: int) -> list[str]:
+    def _pieces(self, text: str) -> list[str]:
+        return [p for piece in _PIECE.findall(text) for p in self._split(piece) if p]
+
+    def _json_line(self, n: int) -> list[str]:
+        """One line of JSON, ``{"items": [...]}``, of about ``n`` tokens (whole items: the
+        document stays valid, so a few more tokens than ``n``)."""
+        out = self._pieces('{"items": [')
+        first = True
+        while len(out) < n - 2:
+            item = self._json().rstrip("\n")
+            out.extend(self._pieces(item if first else ", " + item))
+            first = False
+        out.extend(self._pieces("]}"))
+        return out
+
+    def tokens(self, n: int, kind: str = "mixed") -> list[str]:
+        """``n`` tokens of ``kind``: mixed (prose, one-line JSON and markdown in turn),
+        prose, markdown, or json (one JSON document on one line: a few more than ``n``)."""
+        if kind == "json":
+            return self._json_line(n)
         out: list[str] = []
-        makers = (self._prose, self._prose, self._json, self._markdown)
+        makers = {
+            "mixed": (self._prose, self._prose, self._json, self._markdown),
+            "prose": (self._prose,),
+            "markdown": (self._markdown,),
+        }[kind]
         while len(out) < n:
             text = self.rng.choice(makers)()
-            pieces = [p for piece in _PIECE.findall(text) for p in self._split(piece) if p]
+            pieces = self._pieces(text)
             # merged short pieces, as a trained vocabulary has (").", " **", ".\n\n"...)
             i = 0
             while i < len(pieces):
@@ -445,14 +475,23 @@ async def _interleaved(
     return out
 
 
-def _timed(runner: Runner, expected: str, name: str) -> Callable[[], Awaitable[int]]:
-    async def sample() -> int:
+def _timed(
+    runners: Sequence[Runner], expected: Sequence[str], tokens: Sequence[int], name: str
+) -> Callable[[], Awaitable[float]]:
+    """A sampler that runs the variants in turn and returns ns per token. Every row of a
+    section is sampled equally often, so in each round all rows read the same variant."""
+    calls = 0
+
+    async def sample() -> float:
+        nonlocal calls
+        i = calls % len(runners)
+        calls += 1
         t0 = time.perf_counter_ns()
-        text = await runner()
+        text = await runners[i]()
         dt = time.perf_counter_ns() - t0
-        if text != expected:
+        if text != expected[i]:
             raise AssertionError(f"{name}: the output changed between runs")
-        return dt
+        return dt / tokens[i]
 
     return sample
 
@@ -464,7 +503,7 @@ class Row:
     floor: str  # the raw row this one is compared with ("" for a floor)
     feature: str | None  # an L0 feature level, or None
     contender: str  # raw | l0_core | ai2070-l0
-    runners: dict[int, Runner] = field(default_factory=dict)
+    runners: dict[int, list[Runner]] = field(default_factory=dict)  # per N: one per variant
 
 
 @dataclass
@@ -498,18 +537,19 @@ def _stats(samples: Sequence[float], n: int) -> dict[str, float]:
 
 def _build_rows(
     s: Settings,
-    items: Mapping[int, dict[str, Sequence[Any]]],
+    items: Mapping[int, list[dict[str, Sequence[Any]]]],
     ai: Any,
     openai_ok: bool,
     skipped: list[Skipped],
+    features: Sequence[str] | None = None,
 ) -> list[Row]:
-    """Every throughput row, with a runner per N."""
+    """Every throughput row, with its runners per N (one per variant)."""
     adapter = FakeChunkAdapter()
     rows: list[Row] = [
         Row("raw-str", "str", "", None, "raw"),
         Row("raw-chunks", "chunks", "", None, "raw"),
     ]
-    for feature in s.features:
+    for feature in s.features if features is None else features:
         rows.append(Row(f"l0-{feature}-str", "str", "raw-str", feature, "l0_core"))
         rows.append(Row(f"l0-{feature}-chunks", "chunks", "raw-chunks", feature, "l0_core"))
     openai_adapter = _l0_adapter_registered("openai")
@@ -538,41 +578,53 @@ def _build_rows(
         skipped.append(Skipped("ai2070-l0-*", "ai2070-l0 (import name l0) is not installed"))
 
     for n in s.sizes:
-        its = items[n]
         for row in rows:
-            src = _source(its[row.kind])
-            if row.contender == "raw":
-                row.runners[n] = (
-                    _raw_str(its["str"]) if row.kind == "str" else _raw_chunks(its[row.kind])
-                )
-            elif row.contender == "l0_core":
-                kwargs = dict(FEATURES[row.feature or "core"])
-                if row.name == "l0-core-openai":
-                    kwargs["adapter"] = "openai"
-                elif row.kind != "str":
-                    kwargs["adapter"] = adapter
-                row.runners[n] = _l0_runner(src, kwargs)
-            else:
-                opts: dict[str, Any] = {} if row.kind == "str" else {"adapter": "openai"}
-                row.runners[n] = _ai2070_runner(ai, src, opts)
+            row.runners[n] = [_runner(row, its, ai, adapter) for its in items[n]]
     return rows
+
+
+def _runner(row: Row, its: Mapping[str, Sequence[Any]], ai: Any, adapter: Any) -> Runner:
+    src = _source(its[row.kind])
+    if row.contender == "raw":
+        return _raw_str(its["str"]) if row.kind == "str" else _raw_chunks(its[row.kind])
+    if row.contender == "l0_core":
+        kwargs = dict(FEATURES[row.feature or "core"])
+        if row.name == "l0-core-openai":
+            kwargs["adapter"] = "openai"
+        elif row.kind != "str":
+            kwargs["adapter"] = adapter
+        return _l0_runner(src, kwargs)
+    opts: dict[str, Any] = {} if row.kind == "str" else {"adapter": "openai"}
+    return _ai2070_runner(ai, src, opts)
+
+
+def _variants(
+    s: Settings, kind: str, make_openai: Callable[[str | None, str | None], Any] | None
+) -> tuple[dict[int, list[dict[str, Sequence[Any]]]], dict[int, list[str]], dict[int, list[int]]]:
+    """The token streams of each size: ``VARIANTS`` different ones, read in turn."""
+    items: dict[int, list[dict[str, Sequence[Any]]]] = {}
+    expected: dict[int, list[str]] = {}
+    counts: dict[int, list[int]] = {}
+    for n in s.sizes:
+        items[n], expected[n], counts[n] = [], [], []
+        for v in range(s.variants):
+            toks = TokenGenerator(s.seed + 7919 * v).tokens(n, kind)
+            its: dict[str, Sequence[Any]] = {"str": toks, "chunks": chunks(toks)}
+            if make_openai is not None:
+                its["openai"] = _openai_chunks(make_openai, toks)
+            items[n].append(its)
+            expected[n].append("".join(toks))
+            counts[n].append(len(toks))
+    return items, expected, counts
 
 
 async def throughput(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
     make_openai = _openai_chunk_maker()
     ai = _ai2070()
-    gen = TokenGenerator(s.seed)
     skipped: list[Skipped] = []
-    all_tokens = gen.tokens(max(s.sizes))
-    items: dict[int, dict[str, Sequence[Any]]] = {}
-    expected: dict[int, str] = {}
-    for n in s.sizes:
-        toks = all_tokens[:n]
-        items[n] = {"str": toks, "chunks": chunks(toks)}
-        if make_openai is not None:
-            items[n]["openai"] = _openai_chunks(make_openai, toks)
-        expected[n] = "".join(toks)
+    items, expected, counts = _variants(s, "mixed", make_openai)
     rows = _build_rows(s, items, ai, make_openai is not None, skipped)
+    chars = sum(map(len, expected[max(s.sizes)])) / sum(counts[max(s.sizes)])
     del items  # the runners hold what they need
     # The inputs live for the whole section: move them out of the collector's sight, so that
     # gc.collect() before each timed run stays cheap (~100 ms each otherwise, with 20 000
@@ -580,18 +632,49 @@ async def throughput(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
     gc.collect()
     gc.freeze()
     try:
-        return await _throughput_timed(s, log, rows, expected, skipped, all_tokens)
+        out = await _throughput_timed(s, log, rows, expected, counts, skipped, s.rounds)
     finally:
         gc.unfreeze()
+    out["chars_per_token"] = chars
+    return out
+
+
+KIND_FEATURES = ("core", "recommended", "full")  # the levels timed on each kind of content
+KINDS = ("prose", "json", "markdown")
+
+
+async def kinds(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
+    """The guardrail and drift levels on one kind of content at a time: prose, one line
+    of JSON, markdown (each rule's cost depends on what the text holds)."""
+    features = [f for f in KIND_FEATURES if f in s.features]
+    rounds = {n: max(5, r // 3) for n, r in s.rounds.items()}
+    out: dict[str, Any] = {"sizes": list(s.sizes), "rounds": {str(n): r for n, r in
+                                                             rounds.items()}, "kinds": {}}
+    for kind in KINDS:
+        items, expected, counts = _variants(s, kind, None)
+        rows = _build_rows(s, items, None, False, [], features)
+        chars = sum(map(len, expected[max(s.sizes)])) / sum(counts[max(s.sizes)])
+        del items
+        gc.collect()
+        gc.freeze()
+        try:
+            log(f"  {kind}:")
+            res = await _throughput_timed(s, log, rows, expected, counts, [], rounds)
+        finally:
+            gc.unfreeze()
+        res["chars_per_token"] = chars
+        out["kinds"][kind] = res
+    return out
 
 
 async def _throughput_timed(
     s: Settings,
     log: Callable[[str], None],
     rows: list[Row],
-    expected: Mapping[int, str],
+    expected: Mapping[int, Sequence[str]],
+    counts: Mapping[int, Sequence[int]],
     skipped: list[Skipped],
-    all_tokens: Sequence[str],
+    rounds: Mapping[int, int],
 ) -> dict[str, Any]:
     """Check every row's output, time the rows that are right, and summarise."""
     # correctness first: a contender that does not produce the text is not timed
@@ -599,7 +682,10 @@ async def _throughput_timed(
     for row in rows:
         why = None
         for n in s.sizes:
-            why = await _check(row.runners[n], expected[n])
+            for runner, text in zip(row.runners[n], expected[n], strict=True):
+                why = await _check(runner, text)
+                if why is not None:
+                    break
             if why is not None:
                 break
         if why is None:
@@ -612,11 +698,13 @@ async def _throughput_timed(
 
     results: dict[str, dict[int, dict[str, float]]] = {row.name: {} for row in rows}
     for n in s.sizes:
-        log(f"  throughput N={n}: {len(rows)} rows x {s.rounds[n]} rounds")
-        samplers = {row.name: _timed(row.runners[n], expected[n], row.name) for row in rows}
-        samples = await _interleaved(samplers, s.rounds[n], s.warmup)
+        log(f"  throughput N={n}: {len(rows)} rows x {rounds[n]} rounds")
+        samplers = {
+            row.name: _timed(row.runners[n], expected[n], counts[n], row.name) for row in rows
+        }
+        samples = await _interleaved(samplers, rounds[n], s.warmup)
         for row in rows:
-            results[row.name][n] = _stats(samples[row.name], n)
+            results[row.name][n] = _stats(samples[row.name], 1)
         gc.collect()
 
     lo, hi = min(s.sizes), max(s.sizes)
@@ -654,11 +742,10 @@ async def _throughput_timed(
                 else all(x is not None and x <= budget for x in ratios),
             }
         )
-    chars = sum(len(t) for t in all_tokens) / len(all_tokens)
     return {
         "sizes": list(s.sizes),
-        "rounds": {str(n): s.rounds[n] for n in s.sizes},
-        "chars_per_token": chars,
+        "rounds": {str(n): rounds[n] for n in s.sizes},
+        "variants": s.variants,
         "rows": out_rows,
         "skipped": [{"name": k.name, "reason": k.reason} for k in skipped],
     }
@@ -1023,8 +1110,34 @@ def _report_concurrency(co: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _report_kinds(ki: Mapping[str, Any]) -> list[str]:
+    sizes = ki["sizes"]
+    lo, hi = min(sizes), max(sizes)
+    rows = []
+    for kind, res in ki["kinds"].items():
+        for r in res["rows"]:
+            cells = [kind, r["name"]]
+            for n in sizes:
+                v = r["n"][str(n)]
+                cells.append(f"{v['median_ns']:.0f}")
+                cells.append(f"{v['ratio']:.2f}x" if "ratio" in v else "-")
+            cells.append(f"{r['flatness']:.2f} {_ok(r['flat_ok'])}")
+            budget = r["ratio_budget"]
+            cells.append("-" if budget is None else f"<={budget:g}x {_ok(r['ratio_ok'])}")
+            rows.append(cells)
+    headers = ["kind", "row"]
+    for n in sizes:
+        headers += [f"N={n}", "ratio"]
+    headers += [f"{hi}/{lo} (<={FLAT_BUDGET})", "budget"]
+    return [
+        "5. By kind of content (ns/token, median; ratio = median / the raw floor's median)",
+        _table(headers, rows),
+    ]
+
+
 _REPORTS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
     "throughput": _report_throughput,
+    "kinds": _report_kinds,
     "sessions": _report_sessions,
     "memory": _report_memory,
     "concurrency": _report_concurrency,
@@ -1070,6 +1183,7 @@ def _meta(s: Settings) -> dict[str, Any]:
 
 SECTIONS: dict[str, Callable[[Settings, Callable[[str], None]], Awaitable[dict[str, Any]]]] = {
     "throughput": throughput,
+    "kinds": kinds,
     "sessions": sessions,
     "memory": memory,
     "concurrency": concurrency,

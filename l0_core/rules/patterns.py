@@ -76,7 +76,7 @@ CATEGORIES: dict[str, Category] = {
             "meta_commentary", "error",
             rf"\b(?:as|i{_AP}m|i am)(?: just| only)? "
             r"(?:an (?:ai|llm|artificial intelligence)|a (?:large )?language model)\b",
-            keys=(("an ai", 10, 1), ("an llm", 10, 1), ("intellig", 24, 5), ("e model", 25, 1)),
+            keys=(("an ai", 10, 1), ("an llm", 10, 1), ("intellig", 24, 5), ("uage model", 22, 1)),
             suggestion="answer directly, without talking about being an AI",
         ),
         Category(
@@ -153,10 +153,6 @@ def _lower(text: str) -> str:
     return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
 
 
-_Table = dict[str, tuple[bool, "_Table"]]  # delta -> (whether a key ends in it, next table)
-_NO_TABLE: _Table = {}  # (the place of the next delta is not known: never written)
-
-
 class _KeyAutomaton:
     """Aho-Corasick over the (lowercase) keys, with its moves over short deltas memoised.
 
@@ -165,20 +161,14 @@ class _KeyAutomaton:
     bounded vocabulary, so when the scanner is given a token at a time nearly
     every delta is one dictionary lookup. The memo caches a pure function:
     sessions share it safely. Longer deltas (several tokens joined) are not
-    followed here but probed with ``in`` tests (:meth:`PhraseScanner._probe`),
-    whose answers for deltas up to ``MEMO_DELTA`` characters are memoised too:
-    ``tables[tail]`` maps a delta that comes after text ending in ``tail`` (the
-    ``key_max - 1`` characters a key can span) to ``(answer, the table for what
-    comes after the delta)``, so a delta seen before in the same place is one
-    lookup, as a token is.
+    followed here but probed with ``in`` tests (:meth:`PhraseScanner._probe`).
     """
 
     __slots__ = ("fail", "goto", "key_max", "memo", "out", "results", "size", "suffix",
-                 "tables", "unknown")
+                 "unknown")
 
     MEMO_LIMIT = 100_000  # entries in all; the memo starts afresh when it holds more
     SHORT_DELTA = 16  # longer deltas are probed, not followed on the automaton
-    MEMO_DELTA = 64  # longer deltas are not memoised
 
     def __init__(self, keys: Sequence[str]) -> None:
         self.key_max = max((len(k) for k in keys), default=1)
@@ -210,7 +200,6 @@ class _KeyAutomaton:
         # (one more, never written: that of ``unknown``, the state after a probed delta)
         self.memo: list[dict[str, tuple[int, bool]]] = [{} for _ in range(len(goto) + 1)]
         self.unknown = len(goto)
-        self.tables: dict[str, _Table] = {}
         self.size = 0  # entries in all the memos
         self.results = [((s, False), (s, True)) for s in range(len(goto))]
         self.suffix: dict[str, int] = {}  # the state after some last characters
@@ -241,9 +230,6 @@ class _KeyAutomaton:
         """Bounded memory: the memos start afresh (they refill quickly)."""
         for memo in self.memo:
             memo.clear()
-        for table in list(self.tables.values()):  # (emptied: a scanner may hold one)
-            table.clear()
-        self.tables.clear()
         self.size = 0
 
     def state_of(self, tail: str) -> int:
@@ -291,7 +277,6 @@ def _any_of(needles: Sequence[str]) -> Callable[[str], bool]:
     return fn
 
 
-_MEMO_DELTA = _KeyAutomaton.MEMO_DELTA
 _BRACKETS = "[]<>{}|"  # rare in prose: one ``in`` test stands for all the keys with one
 
 
@@ -367,7 +352,7 @@ class PhraseScanner:
     __slots__ = ("_ac", "_anchors", "_any_anchor", "_auto", "_due", "_end", "_keys_rx", "_km1",
                  "_line_first", "_line_rx", "_line_starts", "_ls", "_memo", "_next_due",
                  "_next_line", "_prefix", "_prefix_pos", "_reach", "_recent", "_seen", "_short",
-                 "_table", "_table_key", "_targets", "_unknown", "work")
+                 "_targets", "_unknown", "work")
 
     def __init__(self, categories: Iterable[str]) -> None:
         compiled = _compile(tuple(_normalise(c) for c in categories))
@@ -389,8 +374,6 @@ class PhraseScanner:
         self._prefix_pos = 0
         self._ac = 0  # the automaton's state (_unknown: the last delta was probed)
         self._unknown = compiled.automaton.unknown if compiled.automaton is not None else -1
-        self._table = _NO_TABLE  # the memo for the next delta, after a probed one
-        self._table_key = ""  # ... and the text it is for (the last km1 characters)
         assert self._km1 < self._short  # (a probed delta is longer than the text before)
         # the recent deltas (each at least one character, so they cover `reach` characters)
         self._recent: deque[str] = deque(maxlen=max(self._reach, 1))
@@ -417,15 +400,10 @@ class PhraseScanner:
         if auto is None:
             return hits
         # -- anywhere categories: a key ending in this delta schedules searches around it
-        ac = self._ac
-        if ac == self._unknown:  # after several tokens: were these seen in this place?
-            known = self._table.get(delta)
-            if known is not None:
-                hit, self._table = known
-            else:
-                hit = self._new_delta(delta)
-        else:  # after a token: is this one a token seen before in this state?
-            moved = self._memo[ac].get(delta)
+        if len(delta) > self._short:  # several tokens: probed
+            hit = self._probe_delta(delta)
+        else:  # a token: one seen before in this state is one lookup
+            moved = self._memo[self._ac].get(delta) if self._ac != self._unknown else None
             if moved is not None:
                 self._ac, hit = moved
             else:
@@ -454,43 +432,19 @@ class PhraseScanner:
 
     def _probe_delta(self, delta: str) -> bool:
         """Whether a key ends in ``delta``, with ``in`` tests on it and the last
-        ``key_max - 1`` characters before it; remembered when the delta is short."""
-        probed = self._ac == self._unknown  # (the delta before was probed too)
+        ``key_max - 1`` characters before it. Several tokens joined rarely come
+        again in the same place, so the answer is not memoised (a memo keyed by
+        such deltas only pays when the same text is replayed)."""
         self._ac = self._unknown
         km1 = self._km1
         recent = self._recent
-        last = recent[-1] if recent else ""
-        if len(last) < km1:  # (a short previous delta, or none)
-            tail = self._text(km1)[0][-km1:] if recent else ""
-            hit = self._probe(tail + delta, len(tail) + 1)
-        else:
-            hit = self._probe(last[len(last) - km1 :] + delta if km1 else delta, km1 + 1)
-        # The answer depends on the delta and the last km1 characters before it: it is
-        # kept in the table of those, and the table for what follows is that of the
-        # delta's own last km1 characters (a delta is longer than km1).
-        auto = self._auto
-        assert auto is not None
-        if auto.size + 3 > auto.MEMO_LIMIT:  # (two tables and an entry at most)
-            auto.clear()
-        tables = auto.tables
-        key = delta[len(delta) - km1 :] if km1 else ""
-        if len(delta) <= _MEMO_DELTA:
-            after = tables.get(key)
-            if after is None:
-                after = tables[key] = {}
-                auto.size += 1
-            if probed:
-                table = self._table
-                if table is _NO_TABLE:  # (the delta before was long: its table now)
-                    table = tables.setdefault(self._table_key, {})
-                    auto.size += 1
-                table[delta] = (hit, after)
-                auto.size += 1
-        else:  # a long delta is not kept (it will not come again), nor a table made for it
-            after = tables.get(key, _NO_TABLE)
-        self._table = after
-        self._table_key = key
-        return hit
+        if not km1 or not recent:
+            return self._probe(delta, 1)
+        last = recent[-1]
+        if len(last) < km1:  # (a short previous delta)
+            tail = self._text(km1)[0][-km1:]
+            return self._probe(tail + delta, len(tail) + 1)
+        return self._probe(last[len(last) - km1 :] + delta, km1 + 1)
 
     def _tail(self) -> str:
         """The last ``key_max - 1`` characters before the delta being fed, lowercased."""
@@ -622,7 +576,6 @@ class PhraseScanner:
         self._ls = 0 if self._line_rx is not None else 2
         self._prefix = ""
         self._ac = 0
-        self._table = _NO_TABLE
         self._recent.clear()
         self._due = []
         self._next_due = -1
