@@ -73,7 +73,10 @@ class Rule(Protocol):
     ``check_delta(delta, offset)`` gets each new piece of text and the offset of
     its first character in the content; ``check_complete(content)`` gets the
     whole text once at the end. Either returns violations (or ``None``).
-    ``streaming = False`` skips ``check_delta``.
+    ``streaming = False`` skips ``check_delta``. A rule may also turn
+    ``streaming`` off during a stream, once it knows it has nothing more to
+    check before the end (the ``json`` rule does, when the output does not
+    start like JSON): it is then not called again until ``check_complete``.
     """
 
     name: str

@@ -30,9 +30,10 @@ class CheckIntervals(BaseModel):
 
     :param guardrails: run streaming guardrail checks on the text of every
         ``guardrails`` tokens. ``1`` checks each token before it is delivered;
-        the default ``8`` checks every eighth token, so a violation is found at
-        most seven tokens late (those are then announced with a ``Discard``), at
-        a fraction of the cost per token.
+        the default ``16`` (the existing L0 checks every 15) finds a violation
+        at most fifteen tokens late (those are then announced with a
+        ``Discard``): a check has a fixed cost of a few microseconds, which
+        sixteen tokens share.
     :param drift: run the drift detector every ``drift`` tokens.
     :param checkpoint: save a checkpoint every ``checkpoint`` tokens (of text
         that passed the streaming checks).
@@ -40,6 +41,6 @@ class CheckIntervals(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    guardrails: int = Field(8, ge=1)
+    guardrails: int = Field(16, ge=1)
     drift: int = Field(32, ge=1)
     checkpoint: int = Field(16, ge=1)

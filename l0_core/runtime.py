@@ -1068,6 +1068,7 @@ class _Session:
             delta = "".join(parts[checked:n]) if n - checked > 1 else parts[checked]
             offset = self._g_off
             found: list[Violation] | None = None
+            retired = False
             for rule in rules:
                 try:
                     got = rule.check_delta(delta, offset)
@@ -1078,6 +1079,10 @@ class _Session:
                     if found is None:
                         found = []
                     found.extend(got)
+                if not rule.streaming:  # nothing more to check while streaming
+                    retired = True
+            if retired:  # (in place: the caller's list; check_complete still runs)
+                rules[:] = [r for r in rules if r.streaming]
             if found:
                 self._apply_violations(found, streaming=True)
             checked = n

@@ -58,7 +58,8 @@ class BuiltinRule:
             self.default_severity if severity is None else severity, self.name
         )
         self.recoverable = bool(recoverable)
-        self.streaming = bool(streaming)
+        self.streaming = bool(streaming)  # (a rule may turn it off mid-stream)
+        self._streaming = self.streaming  # as configured
         self._pos = 0  # where the next delta must start
         self._synced = True  # every delta so far continued the previous one, from offset 0
 
@@ -69,7 +70,7 @@ class BuiltinRule:
         return {
             "severity": self.severity,
             "recoverable": self.recoverable,
-            "streaming": self.streaming,
+            "streaming": self._streaming,
         }
 
     def create(self) -> BuiltinRule:
@@ -107,6 +108,7 @@ class BuiltinRule:
     def _restart(self) -> None:
         self._pos = 0
         self._synced = True
+        self.streaming = self._streaming
         self._reset()
 
     def _violation(

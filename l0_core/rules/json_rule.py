@@ -265,6 +265,8 @@ class JsonRule(BuiltinRule):
         err = self._run(s, base)
         self._sid = self._intern()
         self._idle = self._mode >= _DEAD
+        if self._mode == _OFF:  # not JSON: nothing to check until the end
+            self.streaming = False
         if err is not None:
             return [err]
         if self._low >= depth and len(s) <= _MEMO_DELTA:
