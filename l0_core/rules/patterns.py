@@ -95,8 +95,8 @@ CATEGORIES: dict[str, Category] = {
             r"\[(?:system|inst|/inst|available_tools)\]"
             r"|<\|(?:im_start|im_end|system|user|assistant|endoftext)\|>"
             r"|<</?sys>>",
-            keys=(("[system]", 0, 0), ("[inst]", 0, 0), ("[/inst]", 0, 0), ("tools]", 11, 0),
-                  ("|>", 11, 0), ("<<sys>>", 0, 0), ("<</sys>>", 0, 0)),
+            keys=(("[system]", 0, 0), ("[inst]", 0, 0), ("[/inst]", 0, 0), ("[availa", 0, 10),
+                  ("<|", 0, 11), ("<<sys>>", 0, 0), ("<</sys>>", 0, 0)),
             suggestion="the output contains prompt-template markers; retry",
         ),
         Category(
@@ -105,7 +105,7 @@ CATEGORIES: dict[str, Category] = {
             r"|\{\{[^{}\n]{1,40}\}\}"
             r"|<placeholder>",
             keys=(("[insert", 0, 42), ("[your", 0, 42), ("[placeh", 0, 47), ("[todo", 0, 42),
-                  ("}}", 42, 0), ("holder>", 6, 0)),
+                  ("{{", 0, 42), ("<placeh", 0, 6)),
             at_completion=True,
             suggestion="the output has unfilled placeholders; retry",
         ),
@@ -161,7 +161,7 @@ class _KeyAutomaton:
     bounded vocabulary, so when the scanner is given a token at a time nearly
     every delta is one dictionary lookup. The memo caches a pure function:
     sessions share it safely. Longer deltas (several tokens joined) are not
-    followed here but probed with ``in`` tests (:meth:`PhraseScanner._probe`).
+    followed here but probed with ``in`` tests (:meth:`PhraseScanner.feed`).
     """
 
     __slots__ = ("fail", "goto", "key_max", "memo", "out", "results", "size", "suffix",
@@ -277,7 +277,9 @@ def _any_of(needles: Sequence[str]) -> Callable[[str], bool]:
     return fn
 
 
-_BRACKETS = "[]<>{}|"  # rare in prose: one ``in`` test stands for all the keys with one
+# Rare in prose: one ``in`` test stands for all the keys that start with one. (Keys start
+# with these rather than end with ``]``, ``}}`` or ``|>``, which JSON and code are full of.)
+_BRACKETS = "[<"
 
 
 _COMPILED: dict[tuple[str, ...], _Compiled] = {}
@@ -396,19 +398,34 @@ class PhraseScanner:
             self._jump(offset)
         end = self._end = offset + len(delta)
         hits = self._lines(delta, offset) if self._ls != 2 or "\n" in delta else None
-        auto = self._auto
-        if auto is None:
+        if self._auto is None:
             return hits
         # -- anywhere categories: a key ending in this delta schedules searches around it
-        if len(delta) > self._short:  # several tokens: probed
-            hit = self._probe_delta(delta)
+        recent = self._recent
+        if len(delta) > self._short:  # several tokens: probed with ``in`` tests (inlined:
+            self._ac = self._unknown  # this is the path of every periodic check)
+            km1 = self._km1
+            last = recent[-1] if recent else ""
+            if len(last) >= km1:
+                cut = km1
+                low = (last[len(last) - km1 :] + delta).lower() if km1 else delta.lower()
+            else:  # (a short previous delta, or none)
+                tail = self._text(km1)[0][-km1:] if recent else ""
+                cut = len(tail)
+                low = (tail + delta).lower()
+            if len(low) != cut + len(delta):
+                low = _lower(low)  # (a character whose lowercase is longer)
+            brackets, others = self._any_anchor  # (usually neither has an anchor)
+            hit = (brackets(low) and self._find(low, cut + 1, self._anchors[0])) or (
+                others(low) and self._find(low, cut + 1, self._anchors[1])
+            )
         else:  # a token: one seen before in this state is one lookup
             moved = self._memo[self._ac].get(delta) if self._ac != self._unknown else None
             if moved is not None:
                 self._ac, hit = moved
             else:
                 hit = self._new_delta(delta)
-        self._recent.append(delta)
+        recent.append(delta)
         if hit:
             self._schedule(len(delta))
         if 0 <= self._next_due <= end:
@@ -418,10 +435,8 @@ class PhraseScanner:
         return hits
 
     def _new_delta(self, delta: str) -> bool:
-        """Whether a key ends in a delta not met before in this place: a token is
-        followed on the automaton (and memoised), several tokens are probed."""
-        if len(delta) > self._short:
-            return self._probe_delta(delta)
+        """Whether a key ends in a token not met before in this place: it is followed
+        on the automaton, and the move memoised."""
         auto = self._auto
         assert auto is not None
         state = self._ac
@@ -429,22 +444,6 @@ class PhraseScanner:
             state = auto.state_of(self._tail())
         self._ac, hit = auto.move(state, delta)
         return hit
-
-    def _probe_delta(self, delta: str) -> bool:
-        """Whether a key ends in ``delta``, with ``in`` tests on it and the last
-        ``key_max - 1`` characters before it. Several tokens joined rarely come
-        again in the same place, so the answer is not memoised (a memo keyed by
-        such deltas only pays when the same text is replayed)."""
-        self._ac = self._unknown
-        km1 = self._km1
-        recent = self._recent
-        if not km1 or not recent:
-            return self._probe(delta, 1)
-        last = recent[-1]
-        if len(last) < km1:  # (a short previous delta)
-            tail = self._text(km1)[0][-km1:]
-            return self._probe(tail + delta, len(tail) + 1)
-        return self._probe(last[len(last) - km1 :] + delta, km1 + 1)
 
     def _tail(self) -> str:
         """The last ``key_max - 1`` characters before the delta being fed, lowercased."""
@@ -455,18 +454,6 @@ class PhraseScanner:
         if len(last) < km1:
             return self._text(km1)[0][-km1:]  # (lowercased already)
         return _lower(last[len(last) - km1 :])
-
-    def _probe(self, text: str, cut: int) -> bool:
-        """Whether a key ends at or after index ``cut`` of ``text`` (the delta with the
-        characters before it): C-level ``in``, ``find`` and ``startswith``, no loop over
-        characters."""
-        low = text.lower()
-        if len(low) != len(text):
-            low = _lower(text)
-        brackets, others = self._any_anchor  # (usually neither has an anchor in the text)
-        if brackets(low) and self._find(low, cut, self._anchors[0]):
-            return True
-        return others(low) and self._find(low, cut, self._anchors[1])
 
     @staticmethod
     def _find(
