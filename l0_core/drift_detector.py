@@ -119,6 +119,12 @@ class DriftDetector:
 
     :param window: characters of recent text for the tone and markdown signals.
     :param sample_chars: new text per statistical sample.
+    :param sample_every: once the baselines are in (the first ``window``
+        characters, and ``min_samples + entropy_window`` samples), one block
+        of ``sample_chars`` characters in every ``sample_every`` is sampled
+        (``1``: all the text). The statistics are estimates; a loop, garbage
+        or a change of tone lasts longer than the blocks left out, and this
+        halves their cost per token on long outputs.
     :param repetition_window: word n-grams in the repetition window.
     :param repetition_ngram: words per n-gram.
     :param repetition_threshold: the share of repeated n-grams in a full
@@ -148,6 +154,7 @@ class DriftDetector:
         detect_hedging: bool = True,
         window: int = 500,
         sample_chars: int = 256,
+        sample_every: int = 2,
         repetition_window: int = 100,
         repetition_ngram: int = 5,
         repetition_threshold: float = 0.6,
@@ -161,6 +168,8 @@ class DriftDetector:
     ) -> None:
         if sample_chars < 8 or window < sample_chars:
             raise ValueError("drift: sample_chars must be >= 8 and window >= sample_chars")
+        if sample_every < 1:
+            raise ValueError("drift: sample_every must be >= 1")
         if repetition_ngram < 1 or repetition_window < repetition_ngram:
             raise ValueError("drift: repetition_window must be >= repetition_ngram >= 1")
         self._options: dict[str, Any] = {
@@ -173,6 +182,7 @@ class DriftDetector:
             "detect_hedging": detect_hedging,
             "window": window,
             "sample_chars": sample_chars,
+            "sample_every": sample_every,
             "repetition_window": repetition_window,
             "repetition_ngram": repetition_ngram,
             "repetition_threshold": repetition_threshold,
@@ -203,6 +213,12 @@ class DriftDetector:
         )
         self._window = window
         self._sample_chars = sample_chars
+        self._every = sample_every
+        self._covered = 0  # characters sampled so far
+        self._skip = 0  # characters still to leave out before the next sample
+        self._weight = 1  # characters of text a sampled character stands for
+        # the text sampled in full first: the markdown baseline and the entropy baseline
+        self._full = max(window, (min_samples + entropy_window) * sample_chars)
         self._pos = -1  # where the next delta should start (-1: nothing seen)
         self._parts: list[str] = []
         self._plen = 0
@@ -210,11 +226,12 @@ class DriftDetector:
         self.work = 0  # characters sampled (for tests: O(text))
         # repetition: rolling word n-grams
         self._n = repetition_ngram
-        self._rep_window = repetition_window
+        # (n-grams are taken at every other word: half as many cover the same words)
+        self._rep_window = max(1, repetition_window // 2)
         self._rep_threshold = repetition_threshold
         self._carry = ""  # a word cut by the end of the last sample
         self._prev: list[str] = []  # the last n-1 words
-        self._grams: deque[int] = deque(maxlen=repetition_window)  # recent n-gram hashes
+        self._grams: deque[int] = deque(maxlen=self._rep_window)  # recent n-gram hashes
         self._distinct = 0  # at most the distinct n-grams in the window (the last count)
         # entropy: recent samples, and a running mean/variance (Welford) of older ones
         self._e_window = entropy_window
@@ -270,14 +287,27 @@ class DriftDetector:
                 for category, _, _ in hits:
                     found.setdefault(category, 0.9)
         if self._sampling:
-            self._parts.append(delta)
-            self._plen += len(delta)
-            if self._plen >= self._sample_chars:
-                parts = self._parts
-                text = parts[0] if len(parts) == 1 else "".join(parts)
-                self._parts = []
-                self._plen = 0
-                found = self._sample(text, found)
+            if self._skip:  # between two sampled blocks
+                if len(delta) <= self._skip:
+                    self._skip -= len(delta)
+                    delta = ""
+                else:
+                    delta = delta[self._skip :]
+                    self._skip = 0
+            if delta:
+                self._parts.append(delta)
+                self._plen += len(delta)
+                if self._plen >= self._sample_chars:
+                    parts = self._parts
+                    text = parts[0] if len(parts) == 1 else "".join(parts)
+                    self._parts = []
+                    self._plen = 0
+                    found = self._sample(text, found)
+                    self._covered += len(text)
+                    if self._every > 1 and self._covered >= self._full:
+                        self._skip = (self._every - 1) * len(text)
+                        self._weight = self._every
+                        self._carry, self._prev = "", []  # (no word or n-gram spans a gap)
         if not found:
             return None
         reported = self._reported
@@ -341,7 +371,7 @@ class DriftDetector:
             self._prev = seq
             return None
         self._prev = seq[len(seq) - n + 1 :] if n > 1 else []
-        grams = self._grams  # a deque(maxlen=repetition_window): the oldest fall out
+        grams = self._grams  # a bounded deque: the oldest fall out
         size = len(grams)
         # The n-grams that start at every other word: in a loop of any period they
         # repeat as the whole sequence does, at half the cost of building and hashing
@@ -429,6 +459,7 @@ class DriftDetector:
             structure = (
                 "\n" in text or "`" in text or "**" in text or "](" in text or "~~~" in text
             )
+        n *= self._weight  # (the characters of text this sample stands for)
         self._md_total += n
         w = self._md_recent
         w.push(n, 1 if structure else 0)  # structure: markers or line breaks

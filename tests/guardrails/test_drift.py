@@ -103,6 +103,35 @@ def test_create_and_the_drift_true_shortcut() -> None:
         DriftDetector(sample_chars=2)
 
 
+def test_sample_every_leaves_out_blocks_once_the_baselines_are_in() -> None:
+    text = prose(3000)  # about 20 000 characters
+    full = DriftDetector(sample_every=1)
+    half = DriftDetector()  # sample_every=2
+    third = DriftDetector(sample_every=3)
+    for d in (full, half, third):
+        assert feed(text, d) == []
+    baseline = (8 + 2) * 256  # (min_samples + entropy_window) samples, all sampled
+    assert full.work == len(text) - len(text) % 256 or full.work == len(text)
+    assert abs(half.work - (baseline + (len(text) - baseline) / 2)) <= 2 * 256
+    assert abs(third.work - (baseline + (len(text) - baseline) / 3)) <= 3 * 256
+    with pytest.raises(ValueError, match="sample_every"):
+        DriftDetector(sample_every=0)
+
+
+@pytest.mark.parametrize("every", [1, 2, 3])
+@pytest.mark.parametrize("kind", ["repetition", "entropy_spike", "tone_shift"])
+def test_long_text_drift_is_found_whatever_blocks_are_sampled(every: int, kind: str) -> None:
+    base = prose(2000, seed=5)  # the drift starts after the baselines, where blocks are left out
+    tail = {
+        "repetition": "I will say it again and again and again. " * 60,
+        "entropy_spike": "".join(random.Random(3).choices(
+            string.ascii_letters + string.digits + "+/=#@!%&", k=2500)),
+        "tone_shift": ("lol this is gonna be awesome!! yeah dude, wow. " + prose(8, 3)) * 20,
+    }[kind]
+    types = feed(base + tail, DriftDetector(sample_every=every))
+    assert types[0] == kind  # (the repeated tone_shift text then loops, too)
+
+
 @pytest.mark.parametrize("tokens", [2_000, 20_000])
 def test_cost_per_character_is_flat(tokens: int) -> None:
     # one-line JSON, 20 000 tokens at most: the work and the state do not grow with the text
