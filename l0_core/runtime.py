@@ -603,14 +603,14 @@ class _Session:
                             # checks without callbacks: inline text path, periodic ticks
                             append = parts.append
                             new = object.__new__
-                            is_text = adapter is _TEXT
                             left = countdown
-                            async for item in it:
-                                r = item if is_text and type(item) is str else feed(item)
-                                if type(r) is str:
-                                    if not r:
+                            if adapter is _TEXT:  # (str items: no adapter call, one check)
+                                async for item in it:
+                                    if type(item) is not str:
+                                        feed(item)  # raises INVALID_STREAM
+                                    if not item:
                                         continue
-                                    append(r)
+                                    append(item)
                                     left -= 1
                                     if left <= 0:
                                         try:
@@ -622,19 +622,41 @@ class _Session:
                                             raise
                                         left = self._countdown()
                                     tok = new(Token)
-                                    tok.text = r
+                                    tok.text = item
                                     yield tok
                                     if self._stop is not None:
                                         raise self._stop
-                                    continue
-                                countdown = left
-                                out = handle(r)
-                                left = countdown
-                                if out is not None:
-                                    for ev in ([out] if type(out) is Token else out):
-                                        yield ev
-                                    if self._stop is not None:
-                                        raise self._stop
+                            else:
+                                async for item in it:
+                                    r = feed(item)
+                                    if type(r) is str:
+                                        if not r:
+                                            continue
+                                        append(r)
+                                        left -= 1
+                                        if left <= 0:
+                                            try:
+                                                checked, drift_checked = self._tick(
+                                                    streaming_rules, detector, reported_drift,
+                                                    checked, drift_checked)
+                                            except L0Error:
+                                                st._truncate(len(parts) - 1)  # never delivered
+                                                raise
+                                            left = self._countdown()
+                                        tok = new(Token)
+                                        tok.text = r
+                                        yield tok
+                                        if self._stop is not None:
+                                            raise self._stop
+                                        continue
+                                    countdown = left
+                                    out = handle(r)
+                                    left = countdown
+                                    if out is not None:
+                                        for ev in ([out] if type(out) is Token else out):
+                                            yield ev
+                                        if self._stop is not None:
+                                            raise self._stop
                         elif per_token or dedup is not None:
                             async for item in it:
                                 out = step(item)
