@@ -216,7 +216,6 @@ class DriftDetector:
         self._every = sample_every
         self._covered = 0  # characters sampled so far
         self._skip = 0  # characters still to leave out before the next sample
-        self._weight = 1  # characters of text a sampled character stands for
         # the text sampled in full first: the markdown baseline and the entropy baseline
         self._full = max(window, (min_samples + entropy_window) * sample_chars)
         self._pos = -1  # where the next delta should start (-1: nothing seen)
@@ -289,11 +288,13 @@ class DriftDetector:
         if self._sampling:
             if self._skip:  # between two sampled blocks
                 if len(delta) <= self._skip:
-                    self._skip -= len(delta)
-                    delta = ""
+                    gap, delta = delta, ""
+                    self._skip -= len(gap)
                 else:
-                    delta = delta[self._skip :]
+                    gap, delta = delta[: self._skip], delta[self._skip :]
                     self._skip = 0
+                if self._markdown:  # (line breaks are cheap to see: the window sees them all)
+                    self._markdown_gap(gap)
             if delta:
                 self._parts.append(delta)
                 self._plen += len(delta)
@@ -306,7 +307,6 @@ class DriftDetector:
                     self._covered += len(text)
                     if self._every > 1 and self._covered >= self._full:
                         self._skip = (self._every - 1) * len(text)
-                        self._weight = self._every
                         self._carry, self._prev = "", []  # (no word or n-gram spans a gap)
         if not found:
             return None
@@ -443,6 +443,13 @@ class DriftDetector:
             return min(1.0, 0.5 + w.count / (4.0 * self._tone_min))
         return None
 
+    def _markdown_gap(self, text: str) -> None:
+        """Text between two sampled blocks, for the markdown window: whether it has any
+        structure is a few ``in`` tests."""
+        structure = "\n" in text or "`" in text or "**" in text or "](" in text or "~~~" in text
+        self._md_total += len(text)
+        self._md_recent.push(len(text), 1 if structure else 0)
+
     def _markdown_sample(self, text: str) -> float | None:
         n = len(text)
         if self._md_early_chars < self._window:  # the baseline: the exact marker count
@@ -459,7 +466,6 @@ class DriftDetector:
             structure = (
                 "\n" in text or "`" in text or "**" in text or "](" in text or "~~~" in text
             )
-        n *= self._weight  # (the characters of text this sample stands for)
         self._md_total += n
         w = self._md_recent
         w.push(n, 1 if structure else 0)  # structure: markers or line breaks

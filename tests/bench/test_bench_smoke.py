@@ -53,6 +53,19 @@ def test_quick_benchmark_writes_expected_rows(tmp_path: Path) -> None:
     skipped = {s["name"] for s in tp["skipped"]}
     assert ("raw-openai" in rows) != ("raw-openai / l0-core-openai" in skipped)
 
+    # the variants: as many distinct streams per size as the run says, read in turn
+    assert tp["variants"] == 2
+
+    kinds = data["kinds"]
+    assert set(kinds["kinds"]) == {"prose", "json", "markdown"}
+    levels = [f for f in ("core", "recommended", "full") if f in features]
+    for res in kinds["kinds"].values():
+        names = {row["name"] for row in res["rows"]}
+        assert names == CORE_ROWS | {f"l0-{f}-{k}" for f in levels for k in ("str", "chunks")}
+        for row in res["rows"]:
+            assert all(row["n"][n]["median_ns"] > 0 for n in ("100", "400"))
+    assert "By kind of content" in proc.stdout
+
     sessions = {row["name"]: row for row in data["sessions"]["rows"]}
     assert set(sessions) == CORE_ROWS
     assert sessions["l0-core-str"]["ttft_median_ns"] > 0
@@ -67,3 +80,28 @@ def test_quick_benchmark_writes_expected_rows(tmp_path: Path) -> None:
     conc = {row["name"]: row for row in data["concurrency"]["rows"]}
     assert set(conc) == {"raw-str", "l0-core-str"}
     assert conc["l0-core-str"]["ratio"] > 0
+
+
+def _generator() -> type:
+    sys.path.insert(0, str(RUN.parent))
+    try:
+        import run  # the bench script, as a module
+    finally:
+        sys.path.remove(str(RUN.parent))
+    generator: type = run.TokenGenerator
+    return generator
+
+
+def test_token_kinds_are_what_they_say() -> None:
+    gen = _generator()
+    prose = "".join(gen(1).tokens(500, "prose"))
+    assert "{" not in prose and "```" not in prose and "#" not in prose
+    line = gen(2).tokens(500, "json")
+    assert len(line) >= 500 and "\n" not in "".join(line)
+    assert list(json.loads("".join(line))) == ["items"]
+    md = "".join(gen(3).tokens(500, "markdown"))
+    assert md.startswith("#") and md.count("```") % 2 == 0
+    mixed = gen(4).tokens(2000)
+    assert len(mixed) == 2000 and not "".join(mixed).lstrip().startswith(("{", "["))
+    # different seeds give different streams (the variants), the same seed the same one
+    assert gen(5).tokens(300) == gen(5).tokens(300) != gen(6).tokens(300)
