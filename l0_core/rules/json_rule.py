@@ -196,7 +196,7 @@ class JsonRule(BuiltinRule):
     default_severity: ClassVar[Severity] = "error"
 
     __slots__ = ("_count", "_idle", "_in_key", "_lit", "_low", "_mode", "_multiple", "_num",
-                 "_pend", "_require", "_sid", "_stack")
+                 "_pend", "_require", "_sid", "_stack", "_stale")
 
     def __init__(
         self,
@@ -227,7 +227,10 @@ class JsonRule(BuiltinRule):
         self._lit = ""
         self._pend = ""
         self._low = 0  # the lowest stack depth during the last run
-        self._sid = self._intern()
+        # The state's id (-1: not interned, the fields are the state) and whether the
+        # fields are behind it (the memoised path moves only the id).
+        self._sid = -1
+        self._stale = False
         self._idle = False  # off (not JSON) or dead (an error was reported)
 
     # -- streaming ----------------------------------------------------------------------
@@ -238,10 +241,11 @@ class JsonRule(BuiltinRule):
                         self._num, self._lit, self._pend, self._require, self._multiple))
 
     def _load(self) -> None:
-        """Set the scanner's fields from its state id (the fast path only moves the id)."""
-        (self._mode, _, self._in_key, self._count, self._num, self._lit, self._pend, _, _) = (
-            _STATES[self._sid]
-        )
+        """Set the scanner's fields from its state id, if the memoised path moved it."""
+        if self._stale:
+            (self._mode, _, self._in_key, self._count, self._num, self._lit, self._pend, _,
+             _) = _STATES[self._sid]
+            self._stale = False
 
     def check_delta(self, delta: str, offset: int) -> Sequence[Violation] | None:
         if self._idle and offset == self._pos:  # not JSON, or an error was reported:
@@ -249,12 +253,17 @@ class JsonRule(BuiltinRule):
             return None
         if offset == self._pos and self._synced:
             self._pos = offset + len(delta)
-            moved = _MEMO[self._sid].get(delta)
-            if moved is not None:  # the common case: a delta seen before, in this state
-                self._sid, pushed = moved
-                if pushed:
-                    self._stack.extend(pushed)
-                return None
+            if len(delta) <= _MEMO_DELTA:  # a token: one seen before in this state is
+                sid = self._sid  # one lookup (with several tokens per check, deltas are
+                if sid < 0:  # longer and scanned: the id is not kept up then)
+                    sid = self._sid = self._intern()
+                moved = _MEMO[sid].get(delta)
+                if moved is not None:
+                    self._sid, pushed = moved
+                    self._stale = True
+                    if pushed:
+                        self._stack.extend(pushed)
+                    return None
             return self._scan(delta, offset)
         return super().check_delta(delta, offset)
 
@@ -263,14 +272,18 @@ class JsonRule(BuiltinRule):
         sid = self._sid
         depth = self._low = len(self._stack)
         err = self._run(s, base)
-        self._sid = self._intern()
         self._idle = self._mode >= _DEAD
         if self._mode == _OFF:  # not JSON: nothing to check until the end
             self.streaming = False
         if err is not None:
+            self._sid = -1
             return [err]
-        if self._low >= depth and len(s) <= _MEMO_DELTA:
-            _remember(sid, s, (self._sid, "".join(self._stack[depth:])))
+        if len(s) <= _MEMO_DELTA and sid >= 0:
+            self._sid = self._intern()
+            if self._low >= depth:
+                _remember(sid, s, (self._sid, "".join(self._stack[depth:])))
+        else:
+            self._sid = -1
         return None
 
     def _fail(self, i: int, base: int, message: str, suggestion: str | None = None) -> Violation:
@@ -303,7 +316,9 @@ class JsonRule(BuiltinRule):
             if mode == _AFTER:
                 if c in " \t\n\r":
                     i = _WS_RUN.match(s, i).end()  # type: ignore[union-attr]
-                    continue
+                    if i >= n:
+                        break
+                    c = s[i]
                 top = stack[-1]
                 if c == ",":
                     if n - i > _RUN_MIN:  # (the run takes at least the comma)
@@ -345,7 +360,9 @@ class JsonRule(BuiltinRule):
                 continue  # the character is looked at again in the new mode
             if c in " \t\n\r" and mode != _LIT and mode != _ESC and mode != _UNI:
                 i = _WS_RUN.match(s, i).end()  # type: ignore[union-attr]
-                continue
+                if i >= n:
+                    break
+                c = s[i]
             if mode in (_VALUE, _VALUE_OR_CLOSE):
                 if n - i > _RUN_MIN and stack and c in _VALUE_START:
                     top = stack[-1]
