@@ -407,14 +407,13 @@ class PhraseScanner:
             km1 = self._km1
             last = recent[-1] if recent else ""
             if len(last) >= km1:
-                cut = km1
-                low = (last[len(last) - km1 :] + delta).lower() if km1 else delta.lower()
+                text = last[len(last) - km1 :] + delta if km1 else delta
             else:  # (a short previous delta, or none)
-                tail = self._text(km1)[0][-km1:] if recent else ""
-                cut = len(tail)
-                low = (tail + delta).lower()
-            if len(low) != cut + len(delta):
-                low = _lower(low)  # (a character whose lowercase is longer)
+                text = (self._text(km1)[0][-km1:] if recent else "") + delta
+            cut = len(text) - len(delta)
+            low = text.lower()
+            if len(low) != len(text):
+                low = _lower(text)  # (a character whose lowercase is longer: positions kept)
             brackets, others = self._any_anchor  # (usually neither has an anchor)
             hit = (brackets(low) and self._find(low, cut + 1, self._anchors[0])) or (
                 others(low) and self._find(low, cut + 1, self._anchors[1])

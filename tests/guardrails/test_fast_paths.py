@@ -59,7 +59,7 @@ def hits(categories: list[str], pieces: list[str]) -> list[tuple[str, int, str]]
 # -- pattern --------------------------------------------------------------------------------
 
 FILLER = ["plain words here ", "x" * 40, "and some more text, ", "\n", "  ", "[link](x) ",
-          "a | b | c\n", "{json: [1, 2]} ", "<b>tag</b> "]
+          "a | b | c\n", "{json: [1, 2]} ", "<b>tag</b> ", "İstanbul İİ "]
 
 
 @settings(max_examples=300, deadline=None)
