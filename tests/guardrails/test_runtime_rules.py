@@ -271,3 +271,75 @@ def test_options_of_rules_are_checked_when_a_session_starts() -> None:
     with pytest.raises(TypeError):
         create_rules([l0.Guardrails.zero_output(bogus=1)])
     assert isinstance(create_rules([ZeroOutputRule])[0], ZeroOutputRule)
+
+
+class _RetiresAfter:
+    """Checks two pieces while streaming, then retires; records every call."""
+
+    name = "retires"
+
+    def __init__(self) -> None:
+        self.streaming = True
+        self.deltas: list[str] = []
+        self.completed: list[str] = []
+
+    def check_delta(self, delta: str, offset: int) -> None:
+        self.deltas.append(delta)
+        if len(self.deltas) == 2:
+            self.streaming = False
+
+    def check_complete(self, content: str) -> None:
+        self.completed.append(content)
+
+
+async def test_a_rule_that_turns_streaming_off_is_not_called_again_until_the_end() -> None:
+    made: list[_RetiresAfter] = []
+
+    def factory() -> _RetiresAfter:
+        made.append(_RetiresAfter())
+        return made[-1]
+
+    tokens = [f"t{i} " for i in range(10)]
+    stream = l0.run(stream=ScriptedSource([Script(tokens)]),
+                    guardrails=[factory, PatternRule], check_intervals=EVERY_TOKEN)
+    assert await stream.read() == "".join(tokens)
+    (rule,) = made
+    assert rule.deltas == tokens[:2]  # retired after its second check
+    assert rule.completed == ["".join(tokens)]  # ... and still judged the whole text
+
+
+@pytest.mark.parametrize(
+    ("text", "streams_on"),
+    [("Plain prose, not JSON. " * 3, False), ('{"a": [1, 2], "b": "x"}', True)],
+)
+def test_the_json_rule_retires_on_output_that_does_not_start_like_json(
+    text: str, streams_on: bool
+) -> None:
+    rule = JsonRule()
+    for i in range(0, len(text), 5):
+        if rule.streaming:
+            assert rule.check_delta(text[i : i + 5], i) is None
+    assert rule.streaming is streams_on
+    assert not rule.check_complete(text)
+    fresh = rule.create()  # a new session's rule streams again
+    assert fresh.streaming is True
+    # a retired rule given a new text from the start streams again, and still catches errors
+    assert rule.check_delta('{"a": }', 0)
+    assert rule.streaming is True
+
+
+async def test_the_json_rule_on_prose_is_called_once_then_judges_the_end() -> None:
+    calls: list[tuple[str, int]] = []
+
+    class Counting(JsonRule):
+        def check_delta(self, delta: str, offset: int) -> list[l0.Violation] | None:
+            calls.append((delta, offset))
+            found = super().check_delta(delta, offset)
+            return list(found) if found else None
+
+    tokens = ["Hello", " there", ", not", " JSON", " at", " all."] * 10
+    stream = l0.run(stream=ScriptedSource([Script(tokens)]), guardrails=[Counting],
+                    check_intervals=l0.CheckIntervals(guardrails=4))
+    assert await stream.read() == "".join(tokens)
+    assert calls == [("Hello there, not JSON", 0)]
+    assert stream.state.violations == []
