@@ -30,7 +30,7 @@ from l0_core.adapters import Adapter, AdapterSession, EventsAdapter, Finish, Tex
 from l0_core.config import defaults_for_run
 from l0_core.context import EMPTY_CONTEXT, freeze
 from l0_core.continuation import Continuation, OverlapRemover, Resume
-from l0_core.drift import DriftDetector, create_detector
+from l0_core.drift import DriftDetector, DriftResult, create_detector
 from l0_core.errors import (
     KINDS,
     ErrorCategory,
@@ -1115,15 +1115,18 @@ class _Session:
             delta = "".join(parts[drift_checked:n])
             offset = self._d_off
             self._d_off = offset + len(delta)
-            result = None
+            drift_checked = n
+            result: DriftResult | None = None
             try:
                 result = detector.check_delta(delta, offset)
             except Exception as exc:
                 log.warning("l0: drift detector raised %r; ignored", exc)
-            drift_checked = n
-            if result is not None:
-                new = [t for t in result.types if t not in reported]
+                if self.listeners:
+                    self.emit(T.DRIFT_CHECK_SKIPPED, reason=f"the detector raised {exc!r}")
+            else:
+                new = [t for t in result.types if t not in reported] if result else []
                 if new:
+                    assert result is not None
                     reported.update(new)
                     st.drift_detected = True
                     st.drift_types.extend(new)
@@ -1137,6 +1140,9 @@ class _Session:
                             else ErrorCode.FATAL_GUARDRAIL_VIOLATION,
                             metadata={"driftTypes": new, "confidence": result.confidence},
                         )
+                elif self.listeners:  # every check is reported; drift once, at its onset
+                    self.emit(T.DRIFT_CHECK_RESULT, detected=False, score=0.0, types=[],
+                              metrics={}, threshold=0.5)
         good = checked if rules else n
         if detector is not None and drift_checked < good:
             good = drift_checked

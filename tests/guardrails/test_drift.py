@@ -183,7 +183,11 @@ async def test_drift_true_policies(action: str, calls: int, code: l0.ErrorCode |
     assert source.calls == calls
     assert (got.error.code if isinstance(got.error, l0.L0Error) else None) == code
     results = rec.of("DRIFT_CHECK_RESULT")
-    assert [e["types"] for e in results] == [["meta_commentary"]]  # once, at onset
+    detected = [e for e in results if e["detected"]]
+    assert [e["types"] for e in detected] == [["meta_commentary"]]  # once, at onset
+    # every other check is reported too, as nothing detected
+    assert len(results) > len(detected)
+    assert all(e["types"] == [] and e["score"] == 0.0 for e in results if not e["detected"])
     assert stream.state.drift_types == ["meta_commentary"]
     if action == "retry":
         assert got.text == "Paris is the capital."
@@ -216,3 +220,24 @@ async def test_continuation_drops_the_start_of_a_phrase_decided_later() -> None:
     assert stream.errors[0].code is l0.ErrorCode.GUARDRAIL_VIOLATION
     assert stream.state.violations[0].position == 22
     assert "As an AI" not in text
+
+
+async def test_a_detector_that_raises_is_skipped_and_reported() -> None:
+    class Broken:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def check_delta(self, delta: str, offset: int) -> None:
+            self.calls += 1
+            if self.calls == 2:
+                raise RuntimeError("boom")
+
+    rec = Recorder()
+    tokens = ["one ", "two ", "three ", "four"]
+    stream = l0.run(stream=ScriptedSource([Script(tokens)]), drift=Broken, on_event=rec,
+                    check_intervals=l0.CheckIntervals(drift=1))
+    assert await stream.read() == "".join(tokens)  # the stream goes on
+    (skipped,) = rec.of("DRIFT_CHECK_SKIPPED")
+    assert "boom" in skipped["reason"]
+    assert [e["detected"] for e in rec.of("DRIFT_CHECK_RESULT")] == [False, False, False]
+    assert stream.state.drift_detected is False
