@@ -43,6 +43,7 @@ from collections import deque
 from typing import Any
 
 from l0_core.drift import DriftResult
+from l0_core.rules.patterns import PhraseScanner
 
 try:  # the C loop behind collections.Counter, without Counter's Python-level set-up
     from collections import _count_elements  # type: ignore[attr-defined]
@@ -51,7 +52,6 @@ except ImportError:  # pragma: no cover - other interpreters
         get = mapping.get
         for c in iterable:
             mapping[c] = get(c, 0) + 1
-from l0_core.rules.patterns import PhraseScanner
 
 __all__ = ["Drift", "DriftDetector"]
 
@@ -125,7 +125,8 @@ class DriftDetector:
         (``1``: all the text). The statistics are estimates; a loop, garbage
         or a change of tone lasts longer than the blocks left out, and this
         halves their cost per token on long outputs.
-    :param repetition_window: word n-grams in the repetition window.
+    :param repetition_window: words in the repetition window (its n-grams are
+        the ones that start at every other word: half as many).
     :param repetition_ngram: words per n-gram.
     :param repetition_threshold: the share of repeated n-grams in a full
         window that counts as looping.
