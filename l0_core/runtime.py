@@ -539,14 +539,10 @@ class _Session:
                         parts.append(r)
                         countdown -= 1
                         if countdown <= 0:
-                            try:
-                                checked, drift_checked = self._tick(
-                                    streaming_rules, detector, reported_drift, checked,
-                                    drift_checked
-                                )
-                            except L0Error:
-                                st._truncate(len(parts) - 1)  # never delivered
-                                raise
+                            checked, drift_checked = self._tick_before(
+                                streaming_rules, detector, reported_drift, checked,
+                                drift_checked
+                            )
                             countdown = self._countdown()
                         token = Token(r)
                         if cbs is not None:
@@ -613,13 +609,9 @@ class _Session:
                                     append(item)
                                     left -= 1
                                     if left <= 0:
-                                        try:
-                                            checked, drift_checked = self._tick(
-                                                streaming_rules, detector, reported_drift,
-                                                checked, drift_checked)
-                                        except L0Error:
-                                            st._truncate(len(parts) - 1)  # never delivered
-                                            raise
+                                        checked, drift_checked = self._tick_before(
+                                            streaming_rules, detector, reported_drift,
+                                            checked, drift_checked)
                                         left = self._countdown()
                                     tok = new(Token)
                                     tok.text = item
@@ -635,13 +627,9 @@ class _Session:
                                         append(r)
                                         left -= 1
                                         if left <= 0:
-                                            try:
-                                                checked, drift_checked = self._tick(
-                                                    streaming_rules, detector, reported_drift,
-                                                    checked, drift_checked)
-                                            except L0Error:
-                                                st._truncate(len(parts) - 1)  # never delivered
-                                                raise
+                                            checked, drift_checked = self._tick_before(
+                                                streaming_rules, detector, reported_drift,
+                                                checked, drift_checked)
                                             left = self._countdown()
                                         tok = new(Token)
                                         tok.text = r
@@ -1067,6 +1055,22 @@ class _Session:
             if cbs is not None and cbs.on_stream_event is not None:
                 safe_call(cbs.on_stream_event, ev)
         return events
+
+    def _tick_before(
+        self,
+        rules: list[Rule],
+        detector: DriftDetector | None,
+        reported: set[str],
+        checked: int,
+        drift_checked: int,
+    ) -> tuple[int, int]:
+        """``_tick`` before the newest part is delivered: if a check stops the attempt,
+        that part never is."""
+        try:
+            return self._tick(rules, detector, reported, checked, drift_checked)
+        except L0Error:
+            self.state._truncate(len(self.state.parts) - 1)
+            raise
 
     def _tick(
         self,
