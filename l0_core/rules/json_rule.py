@@ -36,9 +36,9 @@ from l0_core.rules._base import BuiltinRule, CompletionOnlyRule
 
 __all__ = ["JsonRule", "StrictJsonRule"]
 
-_STR_RUN = re.compile(r'[^"\\\x00-\x1f]*')
-_WS_RUN = re.compile(r"[ \t\n\r]*")
-_DIGITS = re.compile(r"[0-9]*")
+_STR_RUN = re.compile(r'[^"\\\x00-\x1f]*+')
+_WS_RUN = re.compile(r"[ \t\n\r]*+")
+_DIGITS = re.compile(r"[0-9]*+")
 
 # modes of the scanner
 _VALUE = 0  # a value must come (after ':' or ',' in an array, or the root)
@@ -64,9 +64,11 @@ _OFF = 15  # auto mode: the output does not start like JSON
 # them, within one container. Anything else (a bracket, an error, a token cut short) is
 # left to the scanner. A run ends after a value (_AFTER), after ',' (_KEY in an object,
 # _VALUE in an array) or after a key and its ':' (_VALUE): see _run_mode.
-_W = r"[ \t\n\r]*"
-_S = r'"[^"\\\x00-\x1f]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*)*"'
-_N = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?(?=[ \t\n\r,\]}])"
+# (Possessive quantifiers: none of these runs ever has to give characters back, and the
+# engine then keeps no backtracking points for them.)
+_W = r"[ \t\n\r]*+"
+_S = r'"[^"\\\x00-\x1f]*+(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*+)*+"'
+_N = r"-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?(?:[eE][+-]?[0-9]++)?(?=[ \t\n\r,\]}])"
 _SCALAR = rf"(?:{_S}|{_N}|true|false|null)"
 
 
