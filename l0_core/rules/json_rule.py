@@ -69,22 +69,22 @@ _OFF = 15  # auto mode: the output does not start like JSON
 _W = r"[ \t\n\r]*+"
 _S = r'"[^"\\\x00-\x1f]*+(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*+)*+"'
 _N = r"-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?(?:[eE][+-]?[0-9]++)?(?=[ \t\n\r,\]}])"
-_SCALAR = rf"(?:{_S}|{_N}|true|false|null)"
+_SCALAR = rf"(?>{_S}|{_N}|true|false|null)"
 
 
 def _containers(value: str) -> str:
     """A complete object or array whose values match ``value`` (one whitespace run
     between any two tokens, so that a failing match backtracks in linear time)."""
     member = rf"{_S}{_W}:{_W}{value}{_W}"
-    return (rf"(?:\{{{_W}(?:{member}(?:,{_W}{member})*)?\}}"
-            rf"|\[{_W}(?:{value}{_W}(?:,{_W}{value}{_W})*)?\])")
+    return (rf"(?>\{{{_W}(?:{member}(?:,{_W}{member})*+)?\}}"
+            rf"|\[{_W}(?:{value}{_W}(?:,{_W}{value}{_W})*+)?\])")
 
 
 # A value: a scalar, or a complete container nested at most two deep (``{"a": [1]}``),
 # so that a delta's run of small objects, such as the items of a list, is one match
 # instead of a Python step per bracket. Deeper or unfinished containers are left to
 # the scanner, as is anything that would be an error.
-_V = rf"(?:{_SCALAR}|{_containers(rf'(?:{_SCALAR}|{_containers(_SCALAR)})')})"
+_V = rf"(?>{_SCALAR}|{_containers(rf'(?>{_SCALAR}|{_containers(_SCALAR)})')})"
 _MEMBERS = rf"(?:{_W},{_W}{_S}{_W}:{_W}{_V})*{_W}"  # more of an object, after a value
 _ITEMS = rf"(?:{_W},{_W}{_V})*{_W}"  # more of an array, after a value
 _OBJECT_END = rf"(?:(?P<comma>,{_W})(?P<key>{_S}{_W}:{_W})?)?"
