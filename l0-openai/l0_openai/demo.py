@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import l0_core as l0
-from l0_core.demo import SENTENCE, Scenario
+from l0_core.demo import SENTENCE, WHOLE, Scenario
 from l0_core.testing.openai_server import OpenAIServer, RecordedRequest, Turn
 
 __all__ = ["openai_scenarios"]
@@ -22,6 +22,7 @@ def _case(
     title: str,
     fault: str,
     turns: Sequence[Turn] | Callable[[RecordedRequest], Turn],
+    expected: str = WHOLE,
     **options: Any,
 ) -> Scenario:
     async def play(show: Callable[[l0.Stream], Awaitable[None]]) -> int:
@@ -39,7 +40,7 @@ def _case(
             await raw.close()
             return len(server.requests)
 
-    return Scenario(title, fault, play)
+    return Scenario(title, fault, play, expected)
 
 
 def _primary_down(request: RecordedRequest) -> Turn:
@@ -72,4 +73,21 @@ def openai_scenarios() -> list[Scenario]:
               [Turn(tokens=SENTENCE[:7], delay=0.03, finish_reason="length"),
                Turn(tokens=SENTENCE[7:], delay=0.03)],
               continue_from_last_good_token=True),
+        _case("refusal", "the model refuses (recommended guardrails)",
+              [Turn(tokens=REFUSAL, delay=0.03), _ok()],
+              guardrails=l0.Guardrails.recommended()),
+        _case("broken JSON", "a '}' too many (json guardrail)",
+              [Turn(tokens=[*JSON_TOKENS, "}"], delay=0.03), Turn(tokens=JSON_TOKENS, delay=0.03)],
+              expected="".join(JSON_TOKENS), guardrails=[l0.Guardrails.json()],
+              check_intervals=l0.CheckIntervals(guardrails=1)),
+        _case("looping", "the model repeats itself (drift detection)",
+              [Turn(tokens=LOOP, delay=0.004), _ok()], drift=True),
     ]
+
+
+# what the guardrail and drift scenarios stream first
+REFUSAL = ["I", "'m", " sorry", ",", " but", " I", " cannot", " provide", " that", ".",
+           *SENTENCE, *SENTENCE]
+JSON_TOKENS = ['{"', "answer", '":', ' "', "streams", " fail", '",', ' "', "ok", '":', " true",
+               "}"]
+LOOP = [" I", " will", " say", " it", " again", " and", " again", "."] * 30
