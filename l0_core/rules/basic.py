@@ -247,7 +247,9 @@ class RepetitionRule(BuiltinRule):
                 if i == 0 or len(piece) > shortest:
                     v = self._end_sentence(piece, pos)
                     if v is not None:
-                        found = [v] if found is None else [*found, v]
+                        if found is None:
+                            found = []
+                        found.append(v)  # (appended: one delta may hold many)
                 pos += 1
                 self._sentence_start = pos
             rest = pieces[-1]
@@ -261,7 +263,9 @@ class RepetitionRule(BuiltinRule):
             if self._pending_len >= self._window // 4:
                 v = self._check_loop(offset + len(delta))
                 if v is not None:
-                    found = [v] if found is None else [*found, v]
+                    if found is None:
+                        found = []
+                    found.append(v)  # (appended: one delta may hold many)
         return found
 
     def _end_sentence(self, last: str, end: int) -> Violation | None:

@@ -115,7 +115,9 @@ class LatexRule(BuiltinRule):
             if kind == "envname":
                 v = self._env(m.group("env"), m.group("envname").strip(), base + m.start())
                 if v is not None:
-                    found = [v] if found is None else [*found, v]
+                    if found is None:
+                        found = []
+                    found.append(v)  # (appended: one delta may hold many)
             elif kind == "cmd":
                 if not self._evidence and m.group("cmd") in _MATH_COMMANDS:
                     self._evidence = True

@@ -213,7 +213,9 @@ class MarkdownRule(BuiltinRule):
             if "|" in line or line.lstrip(" \t").startswith(_FENCE_CHARS):
                 v = self._whole_line(line, pos)
                 if v is not None:
-                    found = [v] if found is None else [*found, v]
+                    if found is None:
+                        found = []
+                    found.append(v)  # (appended: one delta may hold many)
             elif self._tables and not self._fence:  # what _end_line does for such a line
                 self._table = 0
                 self._cells_prev = -1

@@ -631,7 +631,9 @@ class PhraseScanner:
                 if hit is None:
                     continue  # (i == n: the loop ends) the line may still match
             if hit is not None:
-                hits = [hit] if hits is None else [*hits, hit]
+                if hits is None:
+                    hits = []
+                hits.append(hit)  # (appended: one delta may hold many)
             ls = 2
             self._prefix = ""
         self._ls = ls
