@@ -12,7 +12,9 @@ numbers measured side by side:
 3. time to first token and the fixed cost of a session (1-token streams);
 4. peak memory of one stream (tracemalloc), the source building each item as
    it is read, so only what is retained counts;
-5. concurrency - many streams at once through ``asyncio.gather``.
+5. concurrency - many streams at once through ``asyncio.gather``;
+6. hostile deltas - each rule given a whole pathological text as one delta, at
+   two sizes: per-character cost must not grow with it.
 
 Method: warm-up runs first; then rounds in which every contender runs once, in
 an order rotated each round; ``gc.collect()`` before each timed run; medians
@@ -49,6 +51,8 @@ try:
 except ImportError:  # run from a clone without installing: use the clone's package
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import l0_core as l0
+from l0_core.drift import create_detector
+from l0_core.guardrails import create_rules
 from l0_core.testing import FakeChunk, FakeChunkAdapter, chunks
 
 HERE = Path(__file__).resolve().parent
@@ -1023,6 +1027,65 @@ async def concurrency(s: Settings, log: Callable[[str], None]) -> dict[str, Any]
 
 
 # ---------------------------------------------------------------------------------------------
+# 6. Hostile deltas: one huge piece of pathological text per check
+# ---------------------------------------------------------------------------------------------
+
+# Each makes some rule do the most work it can per character: many hits, deep nesting, a
+# token that never ends. ``unit`` is repeated to the size.
+HOSTILE: dict[str, tuple[str, str, str]] = {  # name: (head, unit, tail)
+    "hedging lines": ("", "Sure\n", ""),
+    "deep arrays": ("", "[", ""),  # (closed after the repeats: see _hostile_text)
+    "one long string": ('{"a": "', "x", '"}'),
+    "table rows": ("| a | b |\n|---|---|\n", "| 1 | 2 |\n", ""),
+    "brackets": ("", "[<", ""),
+    "spaces": ("{", " ", "}"),
+    "one word again": ("", "again ", ""),
+}
+HOSTILE_CHECKERS = ("json", "markdown", "pattern", "latex", "repetition", "drift")
+
+
+def _hostile_text(name: str, size: int) -> str:
+    head, unit, tail = HOSTILE[name]
+    reps = max(1, size // len(unit))
+    if name == "deep arrays":
+        half = max(1, size // 2)
+        return "[" * half + "]" * half
+    return head + unit * reps + tail
+
+
+async def hostile(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
+    """ns per character of each rule (and the drift detector) given a whole pathological
+    text as one delta, at two sizes: O(delta) means flat."""
+    small, large = (5_000, 50_000) if s.quick else (50_000, 500_000)
+    log(f"  hostile: {len(HOSTILE)} texts x {len(HOSTILE_CHECKERS)} checkers, "
+        f"{small} and {large} characters in one delta")
+    rows: list[dict[str, Any]] = []
+    for name in HOSTILE:
+        for checker in HOSTILE_CHECKERS:
+            per: dict[str, float] = {}
+            for size in (small, large):
+                text = _hostile_text(name, size)
+                best = float("inf")
+                for _ in range(1 if s.quick else 3):
+                    if checker == "drift":
+                        detector = create_detector(True)
+                        assert detector is not None
+                        t0 = time.perf_counter_ns()
+                        detector.check_delta(text, 0)
+                    else:
+                        (rule,) = create_rules([checker])
+                        t0 = time.perf_counter_ns()
+                        rule.check_delta(text, 0)
+                        rule.check_complete(text)
+                    best = min(best, time.perf_counter_ns() - t0)
+                per[str(size)] = best / len(text)
+            flat = per[str(large)] / per[str(small)] if per[str(small)] else 1.0
+            rows.append({"text": name, "checker": checker, "ns_per_char": per,
+                         "flatness": flat, "flat_ok": flat <= FLAT_BUDGET})
+    return {"sizes": [small, large], "rows": rows}
+
+
+# ---------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------
 
@@ -1159,12 +1222,33 @@ def _report_kinds(ki: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _report_hostile(ho: Mapping[str, Any]) -> list[str]:
+    small, large = ho["sizes"]
+    by_text: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for r in ho["rows"]:
+        by_text.setdefault(r["text"], {})[r["checker"]] = r
+    rows = []
+    for text, checkers in by_text.items():
+        cells = [text]
+        for checker in HOSTILE_CHECKERS:
+            r = checkers[checker]
+            mark = "" if r["flat_ok"] else " !"
+            cells.append(f"{r['ns_per_char'][str(large)]:.1f} ({r['flatness']:.2f}{mark})")
+        rows.append(cells)
+    return [
+        f"6. Hostile deltas: ns/char with the whole text as one delta, at {large} characters "
+        f"(in brackets: ns/char at {large} / at {small}, <= {FLAT_BUDGET}; ! = over)",
+        _table(["text", *HOSTILE_CHECKERS], rows),
+    ]
+
+
 _REPORTS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
     "throughput": _report_throughput,
     "kinds": _report_kinds,
     "sessions": _report_sessions,
     "memory": _report_memory,
     "concurrency": _report_concurrency,
+    "hostile": _report_hostile,
 }
 
 
@@ -1211,6 +1295,7 @@ SECTIONS: dict[str, Callable[[Settings, Callable[[str], None]], Awaitable[dict[s
     "sessions": sessions,
     "memory": memory,
     "concurrency": concurrency,
+    "hostile": hostile,
 }
 
 

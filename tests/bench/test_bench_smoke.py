@@ -77,6 +77,14 @@ def test_quick_benchmark_writes_expected_rows(tmp_path: Path) -> None:
     assert memory["l0-core-str"]["n"]["400"]["peak_bytes"] > 0
     assert memory["l0-core-str"]["n"]["400"]["ratio"] > 0
 
+    hostile = data["hostile"]
+    assert hostile["sizes"] == [5_000, 50_000]
+    cells = {(row["text"], row["checker"]) for row in hostile["rows"]}
+    assert ("hedging lines", "pattern") in cells and ("deep arrays", "json") in cells
+    assert len(cells) == len(hostile["rows"]) == 7 * 6
+    assert all(row["ns_per_char"]["50000"] > 0 for row in hostile["rows"])
+    assert "Hostile deltas" in proc.stdout
+
     conc = {row["name"]: row for row in data["concurrency"]["rows"]}
     assert set(conc) == {"raw-str", "l0-core-str"}
     assert conc["l0-core-str"]["ratio"] > 0
