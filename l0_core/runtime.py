@@ -422,9 +422,9 @@ class _Session:
         )
         needs_step = bool(  # per-token work that only the general step does
             self.keep_raw
-            or (self.callbacks is not None
-                and (self.callbacks.on_token or self.callbacks.on_stream_event))
+            or (self.callbacks is not None and self.callbacks.on_stream_event)
         )
+        on_token = self.callbacks.on_token if self.callbacks is not None else None
         last_error: L0Error | None = None
         errors_seen: list[L0Error] = []
         try:
@@ -615,6 +615,8 @@ class _Session:
                                         left = self._countdown()
                                     tok = new(Token)
                                     tok.text = item
+                                    if on_token is not None:
+                                        safe_call(on_token, item)
                                     yield tok
                                     if self._stop is not None:
                                         raise self._stop
@@ -633,6 +635,8 @@ class _Session:
                                             left = self._countdown()
                                         tok = new(Token)
                                         tok.text = r
+                                        if on_token is not None:
+                                            safe_call(on_token, r)
                                         yield tok
                                         if self._stop is not None:
                                             raise self._stop

@@ -13,7 +13,7 @@ import pytest
 
 import l0_core as l0
 from l0_core.adapters import FeedResult, Finish
-from l0_core.testing import FakeChunkAdapter, Script, ScriptedSource
+from l0_core.testing import FakeChunkAdapter, Script, ScriptedSource, chunks, instant_backoff
 from tests.core.helpers import Recorder, consume
 
 EVERY_TOKEN = l0.CheckIntervals(guardrails=1)  # check each token before delivery
@@ -274,3 +274,41 @@ async def test_length_continuation_past_the_budget_completes_with_length() -> No
     assert text == "Once upon a time"  # two continuations, then the budget is spent
     assert stream.state.finish_reason == "length"
     assert source.calls == 3
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+@pytest.mark.parametrize("interval", [1, 3, 16])
+async def test_on_token_sees_exactly_the_tokens_delivered(chunked: bool, interval: int) -> None:
+    """``on_token`` (on the fast path with checks) is called for a token just before the
+    consumer gets it, never for one a check stops before delivery."""
+    attempts = [["a ", "b ", "c ", "[INST] ", "d ", "e ", "f ", "g "], ["x ", "y ", "z"]]
+    calls = 0
+
+    def factory() -> AsyncIterator[Any]:
+        nonlocal calls
+        texts = attempts[calls]
+        calls += 1
+
+        async def gen() -> AsyncIterator[Any]:
+            for item in chunks(texts) if chunked else texts:
+                yield item
+
+        return gen()
+
+    seen: list[str] = []
+    delivered: list[str] = []
+    with instant_backoff():
+        stream = l0.run(
+            stream=factory, adapter=FakeChunkAdapter() if chunked else None,
+            guardrails=["pattern"], check_intervals=l0.CheckIntervals(guardrails=interval),
+            on_token=seen.append,
+        )
+        async for event in stream:
+            if event.is_token:
+                assert event.text is not None
+                assert seen[-1] == event.text  # called just before this token was handed over
+                delivered.append(event.text)
+    assert seen == delivered
+    assert stream.state.content == "x y z" and calls == 2
+    # the check that finds "[INST]" runs before the token that completes its batch
+    assert len(seen) - 3 == {1: 3, 3: 5, 16: 8}[interval]
