@@ -24,7 +24,10 @@ contains, with bounds on how far before and after a key a match can reach.
 Whether a key ends in a delta is a few C-level ``in`` tests on the delta and
 the last characters before it: one per key, or one per bracket-like character
 (``[``, ``<``, ``|``...) for the keys that have one, which ordinary prose
-rarely contains; only when one passes are the keys themselves looked for. A
+rarely contains; only when one passes are the keys themselves looked for. The
+``refusal`` keys are looked for only where the text has its *gate*, an "i" followed by
+" c", " m", " am " or "'m " (every refusal starts with one), found with one search for a
+literal "i" instead of an ``in`` test per key. A
 delta of a token or two is instead followed on an Aho-Corasick automaton over
 the keys, with its moves memoised (a token stream draws its tokens from a
 bounded vocabulary), so that case is one dictionary lookup. Only when a key
@@ -67,6 +70,11 @@ class Category:
     # out most lines before the expression runs)
     starts: tuple[str, ...] = ()
     suggestion: str = ""
+    # a lowercase expression every match contains, at most ``gate_reach`` characters
+    # before the end of its key: the keys are looked for only in text where it is found
+    # (one search with a literal first character instead of an ``in`` test per key)
+    gate: str = ""
+    gate_reach: int = 0
 
 
 CATEGORIES: dict[str, Category] = {
@@ -88,6 +96,9 @@ CATEGORIES: dict[str, Category] = {
             keys=(("t provide", 8, 1), ("t assist", 8, 1), ("t help with", 8, 1),
                   ("m not able to", 3, 1), ("m unable to", 3, 1), ("decline", 7, 1),
                   ("but i can", 13, 4)),
+            # every match has "i" then " c", " m", " am " or "'m " (I cannot, I must,
+            # I am, I'm), at most 22 characters before its key ends ("i am afraid, but i can")
+            gate=rf"i(?: [cm]| am |{_AP}m )", gate_reach=22,
             suggestion="the model refused; retry or rephrase the request",
         ),
         Category(
@@ -263,9 +274,21 @@ class _Compiled:
     # (anchor, at, keys, shortest, longest): every key of ``keys`` has ``anchor`` at index
     # ``at`` - its first bracket-like character, or the whole key - so a text without the
     # anchor has none of those keys; ``shortest`` and ``longest`` are their lengths
-    # (the bracket-like anchors, then the others: ``any_anchor`` tests a family at once)
+    # (the bracket-like anchors, the others of ungated categories, then those of gated
+    # ones: ``any_anchor`` tests a family at once)
     anchors: tuple[tuple[tuple[str, int, tuple[str, ...], int, int], ...], ...]
     any_anchor: tuple[Callable[[str], bool], ...]  # whether a text has one of a family
+    probe_tail: int  # characters before a delta that a probe looks at too
+
+
+def _gated(
+    gate: re.Pattern[str] | None, test: Callable[[str], bool]
+) -> Callable[[str], bool]:
+    """``test``, run only on text in which ``gate`` is found."""
+    if gate is None:
+        return test
+    search = gate.search
+    return lambda text: search(text) is not None and test(text)
 
 
 def _any_of(needles: Sequence[str]) -> Callable[[str], bool]:
@@ -297,17 +320,28 @@ def _compile(names: tuple[str, ...]) -> _Compiled:
         if line else None
     )
     targets: dict[str, list[_Target]] = {}
+    gated_keys: set[str] = set()
     for c in cats:
         if c.line_start:
             continue
         rx = re.compile(c.regex, re.IGNORECASE)
         for key, before, after in c.keys:
             targets.setdefault(key, []).append((c.name, rx, before, after))
+            if c.gate:
+                gated_keys.add(key)
+    gated = [c for c in cats if c.gate and not c.line_start]
+    # (one gate for the gated family: the selection's gates, any of them)
+    gate = re.compile("|".join(f"(?:{c.gate})" for c in gated)) if gated else None
     first = "".join(c.first for c in line)
     anchors: dict[tuple[str, int], list[str]] = {}
     for key in targets:
         at = next((i for i, c in enumerate(key) if c in _BRACKETS), 0)
         anchors.setdefault((key[at] if key[at] in _BRACKETS else key, at), []).append(key)
+
+    def family(key: tuple[str, int]) -> int:  # 0 brackets, 1 others, 2 gated others
+        if key[0] in _BRACKETS:
+            return 0
+        return 2 if all(k in gated_keys for k in anchors[key]) else 1
     key_max = max((len(k) for k in targets), default=1)
     reach = max((t[2] + len(k) + t[3] for k, v in targets.items() for t in v), default=0)
     got = _Compiled(
@@ -326,14 +360,16 @@ def _compile(names: tuple[str, ...]) -> _Compiled:
             tuple(
                 (anchor, at, tuple(keys), min(map(len, keys)), max(map(len, keys)))
                 for (anchor, at), keys in anchors.items()
-                if (anchor in _BRACKETS) == brackets
+                if family((anchor, at)) == f
             )
-            for brackets in (True, False)
+            for f in (0, 1, 2)
         ),
         tuple(
-            _any_of(list(dict.fromkeys(a for a, _ in anchors if (a in _BRACKETS) == brackets)))
-            for brackets in (True, False)
+            _gated(gate if f == 2 else None,
+                   _any_of(list(dict.fromkeys(a for a, at in anchors if family((a, at)) == f))))
+            for f in (0, 1, 2)
         ),
+        max([key_max - 1, *(c.gate_reach for c in gated)]),
     )
     _COMPILED[names] = got
     return got
@@ -353,8 +389,8 @@ class PhraseScanner:
 
     __slots__ = ("_ac", "_anchors", "_any_anchor", "_auto", "_due", "_end", "_keys_rx", "_km1",
                  "_line_first", "_line_rx", "_line_starts", "_ls", "_memo", "_next_due",
-                 "_next_line", "_prefix", "_prefix_pos", "_reach", "_recent", "_seen", "_short",
-                 "_targets", "_unknown", "work")
+                 "_next_line", "_prefix", "_prefix_pos", "_ptail", "_reach", "_recent", "_seen",
+                 "_short", "_targets", "_unknown", "work")
 
     def __init__(self, categories: Iterable[str]) -> None:
         compiled = _compile(tuple(_normalise(c) for c in categories))
@@ -370,6 +406,7 @@ class PhraseScanner:
         self._any_anchor = compiled.any_anchor
         self._short = _KeyAutomaton.SHORT_DELTA
         self._km1 = compiled.key_max - 1
+        self._ptail = compiled.probe_tail
         self._reach = compiled.reach
         self._ls = 0 if self._line_rx is not None else 2  # 0: at a line start, 1: reading
         self._prefix = ""  # the line's first characters; 2: the line is decided
@@ -404,19 +441,22 @@ class PhraseScanner:
         recent = self._recent
         if len(delta) > self._short:  # several tokens: probed with ``in`` tests (inlined:
             self._ac = self._unknown  # this is the path of every periodic check)
-            km1 = self._km1
+            tail = self._ptail
             last = recent[-1] if recent else ""
-            if len(last) >= km1:
-                text = last[len(last) - km1 :] + delta if km1 else delta
+            if len(last) >= tail:
+                text = last[len(last) - tail :] + delta if tail else delta
             else:  # (a short previous delta, or none)
-                text = (self._text(km1)[0][-km1:] if recent else "") + delta
+                text = (self._text(tail)[0][-tail:] if recent else "") + delta
             cut = len(text) - len(delta)
             low = text.lower()
             if len(low) != len(text):
                 low = _lower(text)  # (a character whose lowercase is longer: positions kept)
-            brackets, others = self._any_anchor  # (usually neither has an anchor)
-            hit = (brackets(low) and self._find(low, cut + 1, self._anchors[0])) or (
-                others(low) and self._find(low, cut + 1, self._anchors[1])
+            brackets, others, gated = self._any_anchor  # (usually none has an anchor)
+            anchors = self._anchors
+            hit = (
+                (brackets(low) and self._find(low, cut + 1, anchors[0]))
+                or (others(low) and self._find(low, cut + 1, anchors[1]))
+                or (gated(low) and self._find(low, cut + 1, anchors[2]))
             )
         else:  # a token: one seen before in this state is one lookup
             moved = self._memo[self._ac].get(delta) if self._ac != self._unknown else None

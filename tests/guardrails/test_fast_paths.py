@@ -2,7 +2,7 @@
 what the plain paths find: one character at a time is the reference (it never takes them).
 
 * pattern: a delta of several tokens is probed with ``in`` tests instead of being followed
-  on the automaton, and the answer is memoised with the text just before it;
+  on the automaton, and a gated category's keys only where its gate is found;
 * markdown: a line is kept until it ends (up to 256 characters) and looked at whole, and
   whole lines inside a delta are skipped unless they have a pipe or start like a fence;
 * json: runs of complete members and items are consumed with one expression;
@@ -30,7 +30,7 @@ from tests.guardrails.helpers import chars, detail, run_rule, split
 from tests.guardrails.test_drift import BASE
 from tests.guardrails.test_split_agreement import MD_BITS, PATTERN_BITS
 
-# piece lengths around the thresholds: a token (<= 16), a memoised probe (<= 64), longer
+# piece lengths around the thresholds: a token (<= 16, followed on the automaton), probed
 sizes = st.lists(st.sampled_from([1, 2, 5, 15, 16, 17, 30, 48, 64, 65, 120]), min_size=1,
                  max_size=30)
 
@@ -74,6 +74,29 @@ def test_phrases_found_in_any_mix_of_short_and_long_deltas(
     assert hits(categories, pieces_of(text, lengths)) == reference
     assert hits(categories, pieces_of(text, lengths)) == reference  # (memoised now)
     assert hits(categories, [text] if text else []) == reference
+
+
+REFUSALS = ["I cannot provide that", "I can't assist with it", "I can not help with this",
+            "I'm not able to do it", "I am unable to go on", "I must decline, sorry",
+            "I’m sorry, but I can’t", "I am afraid but I cannot", "i'm afraid, but i can't"]
+
+
+@pytest.mark.parametrize("phrase", REFUSALS)
+def test_a_refusal_is_found_wherever_long_deltas_cut_it(phrase: str) -> None:
+    # the refusal category's keys are looked for only where its gate ("i c", "i am "...) is:
+    # the gate may sit in the text before a delta, up to 22 characters before the key's end
+    text = "x" * 40 + " " + phrase + " and then some more words to follow."
+    reference = hits(["refusal"], chars(text))
+    assert [h[0] for h in reference] == ["refusal"]
+    for cut in range(1, len(text)):
+        for first in (text[:cut], text[max(0, cut - 20) : cut]):
+            offset = cut - len(first)
+            scanner = PhraseScanner(["refusal"])
+            got = list(scanner.feed(text[:offset], 0) or ()) if offset else []
+            got.extend(scanner.feed(first, offset) or ())
+            got.extend(scanner.feed(text[cut:], cut) or ())
+            got.extend(scanner.finish() or ())
+            assert sorted(got) == reference, (phrase, cut, len(first))
 
 
 def test_a_memoised_answer_is_used_only_after_the_same_delta() -> None:
