@@ -23,7 +23,7 @@ letter a phrase can start with). The other categories each have a few literal
 contains, with bounds on how far before and after a key a match can reach.
 Whether a key ends in a delta is a few C-level ``in`` tests on the delta and
 the last characters before it: one per key, or one per bracket-like character
-(``[``, ``<``, ``|``...) for the keys that have one, which ordinary prose
+(``[`` or ``<``) for the keys that start with one, which ordinary prose
 rarely contains; only when one passes are the keys themselves looked for. The
 ``refusal`` keys are looked for only where the text has its *gate*, an "i" followed by
 " c", " m", " am " or "'m " (every refusal starts with one), found with one search for a
