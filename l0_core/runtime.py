@@ -1545,10 +1545,9 @@ def run(
     listeners: list[Callable[[ObservabilityEvent], Any]] = []
     if on_event is not None:
         listeners.append(on_event)
-    listeners.extend(
-        _observer_listener(observer)
-        for observer in (observers if observers is not None else cfg.observers) or ()
-    )
+    chosen = observers if observers is not None else cfg.observers
+    if chosen:
+        listeners.extend(_observer_listener(observer) for observer in chosen)
     callbacks = None
     if not (  # the common case, checked without building a dict
         on_start is None and on_complete is None and on_error is None
@@ -1576,7 +1575,9 @@ def run(
         continuation = None
     if drift_action not in ("flag", "retry", "halt"):
         raise ValueError(f"drift_action must be flag, retry or halt, not {drift_action!r}")
-    sources = [_Factory(stream), *(_Factory(f) for f in fallbacks)]
+    sources = [_Factory(stream)]
+    if fallbacks:
+        sources.extend(_Factory(f) for f in fallbacks)
     session = _Session(
         sources,
         retry=retry_policy,
