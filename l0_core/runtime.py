@@ -400,7 +400,8 @@ class _Session:
         loop = asyncio.get_running_loop()
         if self.timeout.total is not None:
             self._total_handle = loop.call_at(loop.time() + self.timeout.total, self._on_total)
-        self.emit(T.SESSION_START, attempt=1, isRetry=False, isFallback=False)
+        if self.listeners:  # (no event objects, nor their keyword dicts, without listeners)
+            self.emit(T.SESSION_START, attempt=1, isRetry=False, isFallback=False)
         if self._stop is not None and self._stop.code is ErrorCode.STREAM_ABORTED:
             self.emit(T.ABORT_REQUESTED, source="user")  # abort() came before iteration
         wd = self._wd = _Watchdog(self, self.timeout.initial_token, self.timeout.inter_token)
@@ -461,7 +462,8 @@ class _Session:
                 reported_drift: set[str] = set()
                 try:
                     # ---- open the stream --------------------------------------------------
-                    self.emit(T.STREAM_INIT)
+                    if self.listeners:
+                        self.emit(T.STREAM_INIT)
                     wd.arm()
                     if self.listeners and self.timeout.initial_token is not None:
                         self.emit(T.TIMEOUT_START, timeoutType="initial",
@@ -487,7 +489,8 @@ class _Session:
                     adapter = self._pick_adapter(first, src)
                     session = adapter.open(self.adapter_options)
                     feed = session.feed
-                    self.emit(T.STREAM_READY)
+                    if self.listeners:
+                        self.emit(T.STREAM_READY)
 
                     # ---- the general step, used until the first token and when features
                     # need per-token work --------------------------------------------------
@@ -915,8 +918,9 @@ class _Session:
             if index > 0:
                 self.emit(T.FALLBACK_END, success=True, finalIndex=index)
             content = st.content
-            self.emit(T.COMPLETE, tokenCount=len(st.parts), contentLength=len(content),
-                      _state=st)
+            if self.listeners:
+                self.emit(T.COMPLETE, tokenCount=len(st.parts), contentLength=len(content),
+                          _state=st)
             complete = Complete(content, st.usage, st.finish_reason)
             if self.callbacks is not None and self.callbacks.on_stream_event is not None:
                 safe_call(self.callbacks.on_stream_event, complete)
