@@ -84,7 +84,7 @@ class MarkdownRule(BuiltinRule):
     def _options(self) -> dict[str, Any]:
         return {
             "recoverable": self.recoverable,
-            "streaming": self.streaming,
+            "streaming": self._streaming,  # (as configured: a rule may turn it off)
             "fence_severity": self._fence_sev,
             "table_severity": self._table_sev,
             "tables": self._tables,

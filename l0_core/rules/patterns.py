@@ -747,7 +747,7 @@ class PatternRule(BuiltinRule):
             "categories": list(self._names),
             "severity": dict(self._sev),
             "recoverable": self.recoverable,
-            "streaming": self.streaming,
+            "streaming": self._streaming,  # (as configured: a rule may turn it off)
         }
 
     def _reset(self) -> None:

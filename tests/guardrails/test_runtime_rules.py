@@ -343,3 +343,12 @@ async def test_the_json_rule_on_prose_is_called_once_then_judges_the_end() -> No
     assert await stream.read() == "".join(tokens)
     assert calls == [("Hello there, not JSON", 0)]
     assert stream.state.violations == []
+
+
+@pytest.mark.parametrize("name", ["json", "markdown", "pattern", "latex", "repetition"])
+def test_a_copy_streams_as_configured_whatever_the_original_did_mid_stream(name: str) -> None:
+    (rule,) = create_rules([name])
+    rule.streaming = False  # (as a rule that retired mid-stream)
+    assert rule.create().streaming is True  # type: ignore[attr-defined]
+    (quiet,) = create_rules([l0.RuleSpec(name, {"streaming": False})])
+    assert quiet.create().streaming is False  # type: ignore[attr-defined]
