@@ -266,25 +266,13 @@ class MarkdownRule(BuiltinRule):
         cells = max(cells, 1)
         found: Violation | None = None
         if self._table:
-            if cells != self._table and not self._table_warned:
-                self._table_warned = True
-                found = self._table_violation(
-                    f"a table row has {cells} cells but the header has {self._table}", pos
-                )
+            found = self._body_row(cells, pos)
         elif (
             self._cells_prev > 0
             and _NOT_DELIM.search(line) is None
             and _DELIM_ROW.fullmatch(line) is not None
         ):
-            header = self._cells_prev
-            self._table = header
-            self._table_warned = False
-            if cells != header:
-                self._table_warned = True
-                found = self._table_violation(
-                    f"a table's delimiter row has {cells} cells but its header has {header}",
-                    pos,
-                )
+            found = self._delimiter_row(cells, pos)
         self._cells_prev = cells
         return found
 
@@ -382,24 +370,31 @@ class MarkdownRule(BuiltinRule):
         if self._table:
             if not has_pipes:
                 self._table = 0  # the table ended
-            elif cells != self._table and not self._table_warned:
-                self._table_warned = True
-                found = self._table_violation(
-                    f"a table row has {cells} cells but the header has {self._table}",
-                    self._line_pos,
-                )
+            else:
+                found = self._body_row(cells, self._line_pos)
         elif is_delim and self._cells_prev > 0:
-            header = self._cells_prev
-            self._table = header
-            self._table_warned = False
-            if cells != header:
-                self._table_warned = True
-                found = self._table_violation(
-                    f"a table's delimiter row has {cells} cells but its header has {header}",
-                    self._line_pos,
-                )
+            found = self._delimiter_row(cells, self._line_pos)
         self._cells_prev = cells if has_pipes else -1
         return found
+
+    def _body_row(self, cells: int, pos: int) -> Violation | None:
+        """A row of the open table: the header's number of cells (warned once a table)."""
+        if cells == self._table or self._table_warned:
+            return None
+        self._table_warned = True
+        return self._table_violation(
+            f"a table row has {cells} cells but the header has {self._table}", pos
+        )
+
+    def _delimiter_row(self, cells: int, pos: int) -> Violation | None:
+        """A delimiter row after a row with pipes: that row was a header; a table opens."""
+        header = self._table = self._cells_prev
+        self._table_warned = cells != header
+        if not self._table_warned:
+            return None
+        return self._table_violation(
+            f"a table's delimiter row has {cells} cells but its header has {header}", pos
+        )
 
     def _table_violation(self, message: str, position: int) -> Violation:
         return self._violation(
