@@ -413,7 +413,6 @@ class PhraseScanner:
         self._prefix_pos = 0
         self._ac = 0  # the automaton's state (_unknown: the last delta was probed)
         self._unknown = compiled.automaton.unknown if compiled.automaton is not None else -1
-        assert self._km1 < self._short  # (a probed delta is longer than the text before)
         # the recent deltas (each at least one character, so they cover `reach` characters)
         self._recent: deque[str] = deque(maxlen=max(self._reach, 1))
         self._end = 0  # where the next delta starts
