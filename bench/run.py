@@ -51,8 +51,8 @@ try:
 except ImportError:  # run from a clone without installing: use the clone's package
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import l0_core as l0
-from l0_core.drift import create_detector
-from l0_core.guardrails import create_rules
+from l0_core.guardrails.drift import create_detector
+from l0_core.guardrails.rule import create_rules
 from l0_core.testing import FakeChunk, FakeChunkAdapter, chunks
 
 HERE = Path(__file__).resolve().parent
@@ -452,7 +452,7 @@ def _openai_chunks(
 
 def _l0_adapter_registered(name: str) -> bool:
     try:
-        from l0_core.plugins import get_host
+        from l0_core.plugins.host import get_host
 
         return name in get_host().registry("adapters")
     except Exception:

@@ -8,10 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from l0_core.adapters import Adapter, AdapterSession, Finish
-from l0_core.config import reload as reload_config
-from l0_core.continuation import Continuation, Resume
-from l0_core.drift import DriftResult
 from l0_core.errors import (
     Classification,
     ConfigError,
@@ -37,13 +33,17 @@ from l0_core.events import (
     Token,
     ToolCall,
 )
-from l0_core.guardrails import CustomPatternRule, FunctionRule, Rule, RuleSpec, Violation
-from l0_core.hookspecs import hookimpl
-from l0_core.options import CheckIntervals, Timeout
-from l0_core.plugins import register_plugin
-from l0_core.retry import Retry, RetryContext
-from l0_core.runtime import Stream, run
-from l0_core.state import State
+from l0_core.guardrails.drift import DriftResult
+from l0_core.guardrails.rule import CustomPatternRule, FunctionRule, Rule, RuleSpec, Violation
+from l0_core.plugins.config import reload as reload_config
+from l0_core.plugins.hookspecs import hookimpl
+from l0_core.plugins.host import register_plugin
+from l0_core.runtime.adapters import Adapter, AdapterSession, Finish
+from l0_core.runtime.continuation import Continuation, Resume
+from l0_core.runtime.options import CheckIntervals, Timeout
+from l0_core.runtime.retry import Retry, RetryContext
+from l0_core.runtime.session import Stream, run
+from l0_core.runtime.state import State
 
 __version__ = "0.1.0"
 
@@ -164,14 +164,14 @@ class Guardrails:
     @staticmethod
     def preset(name: str) -> list[RuleSpec]:
         """The rules of a preset by name (``"recommended"``, ``"strict"``...)."""
-        from l0_core.rules.presets import preset
+        from l0_core.guardrails.rules.presets import preset
 
         return preset(name)
 
     @staticmethod
     def presets() -> list[str]:
         """The preset names."""
-        from l0_core.rules.presets import PRESETS
+        from l0_core.guardrails.rules.presets import PRESETS
 
         return list(PRESETS)
 
@@ -217,7 +217,7 @@ def wrap(client: Any, **options: Any) -> Any:
     The client is recognised by provider plugins (``pip install l0-openai`` for
     ``openai.AsyncOpenAI``). An unknown client is a :class:`ConfigError`.
     """
-    from l0_core.plugins import get_host
+    from l0_core.plugins.host import get_host
 
     wrapped = get_host().wrap_client(client, options)
     if wrapped is None:

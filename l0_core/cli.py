@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from l0_core.config import EffectiveConfig
+    from l0_core.plugins.config import EffectiveConfig
 
 __all__ = ["main"]
 
@@ -50,7 +50,6 @@ _KIND_SINGULAR = {
 
 def _parser() -> argparse.ArgumentParser:
     from l0_core import __version__
-
     parser = argparse.ArgumentParser(
         prog="l0",
         description="L0, a reliability layer for LLM token streams.",
@@ -88,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _plugins(as_json: bool, show_all: bool, out: TextIO) -> int:
-    from l0_core.plugins import KINDS, get_host
+    from l0_core.plugins.host import KINDS, get_host
 
     host = get_host()
     host.build_all()
@@ -140,8 +139,8 @@ def _row(cells: Sequence[str], widths: Sequence[int]) -> str:
 
 
 def _config(as_json: bool, out: TextIO, err: TextIO) -> int:
-    from l0_core.config import find_files, load
     from l0_core.errors import ConfigError
+    from l0_core.plugins.config import find_files, load
 
     try:
         l0_toml, pyproject = find_files()

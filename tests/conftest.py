@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from l0_core import config, plugins
+from l0_core.plugins import config
+from l0_core.plugins import host as plugins
 from l0_core.testing import instant_backoff
 
 

@@ -31,9 +31,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from l0_core.adapters import AdapterSession, FeedResult, Finish
 from l0_core.errors import ErrorCode, L0Error
 from l0_core.events import Token, ToolCall
+from l0_core.runtime.adapters import AdapterSession, FeedResult, Finish
 from l0_openai.errors import error_from_fields
 
 __all__ = ["ChatCompletionsAdapter", "ResponsesAdapter", "parse_arguments"]

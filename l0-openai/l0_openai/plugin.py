@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from l0_core.errors import Classification, ConfigError
-from l0_core.hookspecs import Register, hookimpl
+from l0_core.plugins.hookspecs import Register, hookimpl
 from l0_openai.adapter import ChatCompletionsAdapter, ResponsesAdapter
 from l0_openai.errors import classify_error
 

@@ -40,8 +40,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import l0_core
-from l0_core.continuation import Resume
 from l0_core.errors import ConfigError
+from l0_core.runtime.continuation import Resume
 from l0_openai.adapter import ChatCompletionsAdapter, ResponsesAdapter
 
 __all__ = ["L0AsyncOpenAI", "resume_chat_request", "resume_responses_request", "wrap_client"]

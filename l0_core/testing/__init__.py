@@ -19,10 +19,10 @@ from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from l0_core.adapters import AdapterSession, FeedResult, Finish
 from l0_core.errors import ErrorCode, L0Error
 from l0_core.events import Complete, ErrorEvent, Token
-from l0_core.retry import _set_instant
+from l0_core.runtime.adapters import AdapterSession, FeedResult, Finish
+from l0_core.runtime.retry import _set_instant
 
 __all__ = [
     "FakeChunk",

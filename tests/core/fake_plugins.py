@@ -12,8 +12,8 @@ from typing import Any
 
 import l0_core as l0
 from l0_core import Retry
-from l0_core.hookspecs import Register
-from l0_core.retry import NamedRetryPolicy
+from l0_core.plugins.hookspecs import Register
+from l0_core.runtime.retry import NamedRetryPolicy
 
 
 def entry_point(name: str, attr: str) -> importlib.metadata.EntryPoint:

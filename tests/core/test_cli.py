@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from l0_core import cli, plugins
-from l0_core.plugins import PluginHost
+from l0_core import cli
+from l0_core.plugins import host as plugins
+from l0_core.plugins.host import PluginHost
 from tests.core import fake_plugins as fp
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 import l0_core as l0
-from l0_core import config as l0_config
-from l0_core import plugins
-from l0_core.plugins import PluginHost
+from l0_core.plugins import config as l0_config
+from l0_core.plugins import host as plugins
+from l0_core.plugins.host import PluginHost
 from l0_core.testing import Script, ScriptedSource, instant_backoff
 from tests.core import fake_plugins as fp
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import l0_core as l0
-from l0_core.continuation import OverlapRemover, find_overlap
+from l0_core.runtime.continuation import OverlapRemover, find_overlap
 from l0_core.testing import FakeChunkAdapter, Script, ScriptedSource
 from tests.core.helpers import Recorder, consume
 

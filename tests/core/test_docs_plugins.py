@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from l0_core import config, hookspecs, plugins
+from l0_core.plugins import config, hookspecs
+from l0_core.plugins import host as plugins
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"

@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent(
     """
     import asyncio, json
     import l0_core as l0
-    from l0_core.config import defaults_for_run
+    from l0_core.plugins.config import defaults_for_run
 
     async def tokens():
         for piece in ["this is for", "bidden ", "text"]:

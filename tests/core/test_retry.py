@@ -8,7 +8,7 @@ import pytest
 
 import l0_core as l0
 from l0_core.errors import Classification, ErrorCode, classify
-from l0_core.retry import backoff_delay
+from l0_core.runtime.retry import backoff_delay
 from l0_core.testing import Script, ScriptedSource
 from tests.core.helpers import Recorder, consume
 

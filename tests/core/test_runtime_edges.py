@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import l0_core as l0
-from l0_core.adapters import FeedResult, Finish
+from l0_core.runtime.adapters import FeedResult, Finish
 from l0_core.testing import FakeChunkAdapter, Script, ScriptedSource, chunks, instant_backoff
 from tests.core.helpers import Recorder, consume
 

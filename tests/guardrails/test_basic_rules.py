@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from l0_core.drift_detector import DriftDetector
-from l0_core.rules import (
+from l0_core.guardrails.drift_detector import DriftDetector
+from l0_core.guardrails.rules import (
     JsonRule,
     LatexRule,
     MarkdownRule,

@@ -10,8 +10,8 @@ import string
 import pytest
 
 import l0_core as l0
-from l0_core.drift import create_detector
-from l0_core.drift_detector import Drift, DriftDetector
+from l0_core.guardrails.drift import create_detector
+from l0_core.guardrails.drift_detector import Drift, DriftDetector
 from l0_core.testing import Script, ScriptedSource
 from tests.core.helpers import Recorder, consume
 from tests.guardrails.helpers import split

@@ -22,10 +22,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from l0_core import drift_detector
-from l0_core.drift_detector import DriftDetector
-from l0_core.rules import JsonRule, MarkdownRule, PatternRule, RepetitionRule
-from l0_core.rules.patterns import CATEGORIES, PhraseScanner
+from l0_core.guardrails import drift_detector
+from l0_core.guardrails.drift_detector import DriftDetector
+from l0_core.guardrails.rules import JsonRule, MarkdownRule, PatternRule, RepetitionRule
+from l0_core.guardrails.rules.patterns import CATEGORIES, PhraseScanner
 from tests.guardrails.helpers import chars, detail, run_rule, split
 from tests.guardrails.test_drift import BASE
 from tests.guardrails.test_split_agreement import MD_BITS, PATTERN_BITS
@@ -246,7 +246,7 @@ def test_markdown_signal_stops_sampling_when_the_start_was_not_formatted() -> No
 
 
 def test_the_probe_memo_is_bounded_and_stays_correct(monkeypatch: pytest.MonkeyPatch) -> None:
-    from l0_core.rules import patterns
+    from l0_core.guardrails.rules import patterns
 
     monkeypatch.setattr(patterns._KeyAutomaton, "MEMO_LIMIT", 50)
     rng = random.Random(3)

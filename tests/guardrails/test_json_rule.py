@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from l0_core.rules import JsonRule, StrictJsonRule
+from l0_core.guardrails.rules import JsonRule, StrictJsonRule
 from tests.guardrails.helpers import chars, detail, run_rule, split, streamed, verdict
 
 VALID = [
@@ -259,7 +259,7 @@ def test_strict_json() -> None:
 
 
 def test_the_shared_memo_is_bounded_and_stays_correct(monkeypatch: pytest.MonkeyPatch) -> None:
-    from l0_core.rules import json_rule, patterns
+    from l0_core.guardrails.rules import json_rule, patterns
 
     monkeypatch.setattr(json_rule, "_MEMO_LIMIT", 50)
     monkeypatch.setattr(patterns._KeyAutomaton, "MEMO_LIMIT", 50)

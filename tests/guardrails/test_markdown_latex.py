@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from l0_core.rules import LatexRule, MarkdownRule
+from l0_core.guardrails.rules import LatexRule, MarkdownRule
 from tests.guardrails.helpers import chars, detail, run_rule, split, streamed
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from l0_core.rules import PatternRule
-from l0_core.rules.patterns import CATEGORIES, PhraseScanner
+from l0_core.guardrails.rules import PatternRule
+from l0_core.guardrails.rules.patterns import CATEGORIES, PhraseScanner
 from tests.guardrails.helpers import chars, run_rule, split, streamed
 
 EXAMPLES = {

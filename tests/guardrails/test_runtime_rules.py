@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 import l0_core as l0
-from l0_core import config
-from l0_core.guardrails import create_rules
-from l0_core.plugins import get_host
-from l0_core.rules import JsonRule, MarkdownRule, PatternRule, ZeroOutputRule
-from l0_core.rules.presets import PRESETS, RuleGroup
+from l0_core.guardrails.rule import create_rules
+from l0_core.guardrails.rules import JsonRule, MarkdownRule, PatternRule, ZeroOutputRule
+from l0_core.guardrails.rules.presets import PRESETS, RuleGroup
+from l0_core.plugins import config
+from l0_core.plugins.host import get_host
 from l0_core.testing import Script, ScriptedSource
 from tests.core.helpers import Recorder, consume
 

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from l0_core.rules import JsonRule, LatexRule, MarkdownRule, PatternRule
+from l0_core.guardrails.rules import JsonRule, LatexRule, MarkdownRule, PatternRule
 from tests.guardrails.helpers import detail, run_rule, split, verdict
 
 cuts = st.lists(st.integers(0, 100_000), max_size=60)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from l0_core import plugins
+from l0_core.plugins import host as plugins
 from l0_core.testing import instant_backoff
 
 

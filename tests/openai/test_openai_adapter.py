@@ -8,7 +8,7 @@ import pytest
 from openai.types.chat import ChatCompletionChunk
 
 import l0_core as l0
-from l0_core import plugins
+from l0_core.plugins import host as plugins
 from l0_openai import ChatCompletionsAdapter, ResponsesAdapter
 
 from .support import collect

@@ -12,8 +12,8 @@ import openai
 import pytest
 
 import l0_core as l0
-from l0_core import plugins
 from l0_core.errors import classify
+from l0_core.plugins import host as plugins
 from l0_openai import classify_error
 
 try:  # the SDK's transport: httpx2 for openai 3.x, httpx before

@@ -10,7 +10,7 @@ import pytest
 
 import l0_core as l0
 import l0_openai
-from l0_core import plugins
+from l0_core.plugins import host as plugins
 from l0_openai import plugin
 
 
@@ -29,7 +29,7 @@ def test_loading_the_plugin_does_not_import_the_sdk() -> None:
         "async def tokens():\n"
         "    yield 'hi'\n"
         "assert asyncio.run(l0.run(stream=tokens).read()) == 'hi'\n"
-        "from l0_core import plugins\n"
+        "from l0_core.plugins import host as plugins\n"
         "plugins.get_host().registry('adapters').get('openai')\n"
         "assert 'l0_openai.plugin' in sys.modules\n"
         "assert 'openai' not in sys.modules, 'the SDK was imported'\n"

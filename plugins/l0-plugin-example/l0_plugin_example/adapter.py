@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from l0_core import ErrorCode, Finish, L0Error
-from l0_core.adapters import FeedResult
+from l0_core.runtime.adapters import FeedResult
 
 __all__ = ["DictStreamAdapter", "DictStreamSession"]
 

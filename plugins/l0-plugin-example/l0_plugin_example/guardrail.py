@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import get_args
 
 from l0_core import Violation
-from l0_core.guardrails import Severity
+from l0_core.guardrails.rule import Severity
 
 __all__ = ["BannedWordsRule"]
 

@@ -1,7 +1,7 @@
 """The plugin module: the entry point ``example = "l0_plugin_example.plugin"`` names it.
 
 Each function below implements one hook of the L0 plugin contract
-(``l0_core.hookspecs``) and is marked with ``@l0_core.hookimpl``. The hook names
+(``l0_core.plugins.hookspecs``) and is marked with ``@l0_core.hookimpl``. The hook names
 and argument names must match the contract exactly: a misspelt hook makes L0
 reject the whole plugin (``l0 plugins`` shows why). Keep this module cheap to
 import: it is imported in every process that uses L0.
@@ -14,7 +14,7 @@ from typing import Any
 
 import l0_core
 from l0_core import Classification
-from l0_core.hookspecs import Register
+from l0_core.plugins.hookspecs import Register
 from l0_plugin_example.adapter import DictStreamAdapter
 from l0_plugin_example.client import ExampleClient, WrappedExampleClient, classify
 from l0_plugin_example.guardrail import BannedWordsRule

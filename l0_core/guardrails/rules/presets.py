@@ -3,7 +3,7 @@
 ``guardrails = ["recommended"]`` in ``l0.toml``, ``L0_GUARDRAILS=recommended``,
 ``l0.Guardrails.recommended()`` and ``l0.Guardrails.preset("recommended")`` all
 give the same rules. :func:`expand` replaces preset names by their rules; the
-runtime calls it (through :func:`l0_core.guardrails.create_rules`) when it
+runtime calls it (through :func:`l0_core.guardrails.rule.create_rules`) when it
 creates a session's rules. Preset names are also registered as guardrails
 (:class:`PresetFactory`), so configuration accepts them and ``l0 plugins``
 lists them; calling one makes a :class:`RuleGroup` of fresh rules.
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from l0_core.guardrails import Rule, RuleSpec, Violation
+from l0_core.guardrails.rule import Rule, RuleSpec, Violation
 
 __all__ = ["PRESETS", "PresetFactory", "RuleGroup", "expand", "is_preset", "preset",
            "preset_factories"]
@@ -108,7 +108,7 @@ class PresetFactory:
     def __call__(self, **options: Any) -> RuleGroup:
         if options:
             raise TypeError(f"the guardrail preset {self.name!r} takes no options")
-        from l0_core.guardrails import create_rules
+        from l0_core.guardrails.rule import create_rules
 
         return RuleGroup(self.name, create_rules(preset(self.name)))
 

@@ -46,8 +46,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from l0_core.guardrails import Severity, Violation
-from l0_core.rules._base import BuiltinRule, check_severity
+from l0_core.guardrails.rule import Severity, Violation
+from l0_core.guardrails.rules._base import BuiltinRule, check_severity
 
 __all__ = ["CATEGORIES", "Category", "PatternRule", "PhraseScanner", "category_names"]
 

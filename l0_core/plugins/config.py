@@ -37,9 +37,9 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from l0_core.errors import ConfigError
-from l0_core.guardrails import RuleSpec
-from l0_core.options import Timeout
-from l0_core.retry import Retry
+from l0_core.guardrails.rule import RuleSpec
+from l0_core.runtime.options import Timeout
+from l0_core.runtime.retry import Retry
 
 __all__ = ["EffectiveConfig", "FileConfig", "PluginRef", "load", "reload"]
 
@@ -287,7 +287,7 @@ def load(start: Path | None = None, environ: dict[str, str] | None = None) -> Ef
 
 
 def _resolve(merged: dict[str, Any], sources: dict[str, str]) -> EffectiveConfig:
-    from l0_core.plugins import get_host
+    from l0_core.plugins.host import get_host
 
     host = get_host()
     raw: dict[str, Any] = {}

@@ -198,7 +198,7 @@ class RuleSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
     def create(self) -> Rule:
-        from l0_core.plugins import get_host
+        from l0_core.plugins.host import get_host
 
         factory = get_host().registry("guardrails").get(self.name)
         rule: Rule = factory(**self.options)
@@ -227,6 +227,6 @@ def create_rules(items: Iterable[Any] | None) -> list[Rule]:
     """Fresh rule objects for one session; preset names expand to their rules."""
     if not items:
         return []
-    from l0_core.rules.presets import expand
+    from l0_core.guardrails.rules.presets import expand
 
     return [_create_one(item) for item in expand(items)]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from l0_core.errors import L0Error
     from l0_core.events import ToolCall
-    from l0_core.guardrails import Violation
+    from l0_core.guardrails.rule import Violation
 
 __all__ = ["State"]
 

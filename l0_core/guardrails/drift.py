@@ -35,12 +35,12 @@ class DriftDetector(Protocol):
 def create_detector(item: Any) -> DriftDetector | None:
     """A fresh detector for one session from a detector class, factory or ``create()``.
 
-    ``True`` is the built-in :class:`l0_core.drift_detector.DriftDetector`.
+    ``True`` is the built-in :class:`l0_core.guardrails.drift_detector.DriftDetector`.
     """
     if item is None or item is False:
         return None
     if item is True:  # the built-in detector with its defaults
-        from l0_core.drift_detector import DriftDetector as BuiltinDetector
+        from l0_core.guardrails.drift_detector import DriftDetector as BuiltinDetector
 
         return BuiltinDetector()
     create = getattr(item, "create", None)

@@ -21,8 +21,8 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from l0_core.guardrails import Severity, Violation
-from l0_core.rules._base import BuiltinRule, check_severity
+from l0_core.guardrails.rule import Severity, Violation
+from l0_core.guardrails.rules._base import BuiltinRule, check_severity
 
 __all__ = ["LatexRule"]
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from l0_core.adapters import EventsAdapter, TextAdapter
 from l0_core.events import ObservabilityEvent
-from l0_core.guardrails import CustomPatternRule
-from l0_core.hookspecs import Register, hookimpl
-from l0_core.retry import PRESETS, NamedRetryPolicy
-from l0_core.rules import BUILTIN_RULES
-from l0_core.rules.presets import preset_factories
+from l0_core.guardrails.rule import CustomPatternRule
+from l0_core.guardrails.rules import BUILTIN_RULES
+from l0_core.guardrails.rules.presets import preset_factories
+from l0_core.plugins.hookspecs import Register, hookimpl
+from l0_core.runtime.adapters import EventsAdapter, TextAdapter
+from l0_core.runtime.retry import PRESETS, NamedRetryPolicy
 
 __all__ = ["LoggingObserver"]
 

@@ -33,8 +33,8 @@ from typing import Any, Literal
 
 import pluggy
 
-from l0_core import hookspecs
 from l0_core.errors import ConfigError, ErrorCode
+from l0_core.plugins import hookspecs
 
 __all__ = [
     "FIRST_PARTY",
@@ -221,8 +221,7 @@ class PluginHost:
         self._entry_points = entry_points or (
             lambda: importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME)
         )
-        from l0_core import builtins
-
+        from l0_core.plugins import builtins
         self._add(builtins, PluginRecord("builtins", "l0-core", _version("l0-core"), "builtin"))
         if self.autoload:
             self._load_entry_points()

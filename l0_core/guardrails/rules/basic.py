@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
-from l0_core.guardrails import Severity, Violation
-from l0_core.rules._base import BuiltinRule, CompletionOnlyRule
+from l0_core.guardrails.rule import Severity, Violation
+from l0_core.guardrails.rules._base import BuiltinRule, CompletionOnlyRule
 
 __all__ = ["RepetitionRule", "StallRule", "ZeroOutputRule"]
 

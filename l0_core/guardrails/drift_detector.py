@@ -19,7 +19,7 @@ drift type             signal
 =====================  ==============================================================
 
 Everything is incremental and O(1) amortised per character: phrases use the
-guardrails' :class:`~l0_core.rules.patterns.PhraseScanner` (a few ``in`` tests per
+guardrails' :class:`~l0_core.guardrails.rules.patterns.PhraseScanner` (a few ``in`` tests per
 delta, then a regular expression only around a key); the statistical signals take one
 *sample* per ``sample_chars`` characters of new text, kept in bounded rolling windows
 (deques with running sums, a running mean and variance). Nothing ever rescans the text.
@@ -42,8 +42,8 @@ import re
 from collections import deque
 from typing import Any
 
-from l0_core.drift import DriftResult
-from l0_core.rules.patterns import PhraseScanner
+from l0_core.guardrails.drift import DriftResult
+from l0_core.guardrails.rules.patterns import PhraseScanner
 
 try:  # the C loop behind collections.Counter, without Counter's Python-level set-up
     from collections import _count_elements  # type: ignore[attr-defined]
@@ -481,4 +481,4 @@ class DriftDetector:
 
 
 Drift = DriftDetector
-"""A shorter name: ``from l0_core.drift_detector import Drift``."""
+"""A shorter name: ``from l0_core.guardrails.drift_detector import Drift``."""

@@ -25,12 +25,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
 from typing import Any
 
-from l0_core import plugins as _plugins
-from l0_core.adapters import Adapter, AdapterSession, EventsAdapter, Finish, TextAdapter
-from l0_core.config import defaults_for_run
 from l0_core.context import EMPTY_CONTEXT, freeze
-from l0_core.continuation import Continuation, OverlapRemover, Resume
-from l0_core.drift import DriftDetector, DriftResult, create_detector
 from l0_core.errors import (
     KINDS,
     ErrorCategory,
@@ -54,12 +49,17 @@ from l0_core.events import (
     ToolCall,
 )
 from l0_core.events import ObservabilityEventType as T
-from l0_core.guardrails import Rule, Violation, create_rules
-from l0_core.lifecycle import Callbacks, safe_call
-from l0_core.options import CheckIntervals, Timeout
-from l0_core.retry import Retry, RetryContext, maybe_await
-from l0_core.retry import sleep as backoff_sleep
-from l0_core.state import State
+from l0_core.guardrails.drift import DriftDetector, DriftResult, create_detector
+from l0_core.guardrails.rule import Rule, Violation, create_rules
+from l0_core.plugins import host as _plugins
+from l0_core.plugins.config import defaults_for_run
+from l0_core.runtime.adapters import Adapter, AdapterSession, EventsAdapter, Finish, TextAdapter
+from l0_core.runtime.continuation import Continuation, OverlapRemover, Resume
+from l0_core.runtime.lifecycle import Callbacks, safe_call
+from l0_core.runtime.options import CheckIntervals, Timeout
+from l0_core.runtime.retry import Retry, RetryContext, maybe_await
+from l0_core.runtime.retry import sleep as backoff_sleep
+from l0_core.runtime.state import State
 
 __all__ = ["Stream", "run"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, get_args
 
-from l0_core.guardrails import Severity, Violation
+from l0_core.guardrails.rule import Severity, Violation
 
 __all__ = ["SEVERITIES", "BuiltinRule", "check_severity"]
 

@@ -73,7 +73,7 @@ def l0_register_adapters(register: Register) -> None:
         first stream item belong to me?) and ``open() -> AdapterSession`` (state
         for one attempt: ``feed(item)`` turns one provider chunk into text or L0
         events, ``finish()`` reports how the stream ended). See
-        :class:`l0_core.adapters.Adapter`.
+        :class:`l0_core.runtime.adapters.Adapter`.
     :returns: nothing; return values are ignored.
     """
 
@@ -89,7 +89,7 @@ def l0_register_guardrails(register: Register) -> None:
         factory is a class (or any callable) with a ``name`` attribute; L0
         calls it with the rule's options as keyword arguments once per session,
         so every stream gets fresh rule state. The object it returns follows
-        :class:`l0_core.guardrails.Rule`.
+        :class:`l0_core.guardrails.rule.Rule`.
     :returns: nothing; return values are ignored.
     """
 

@@ -26,8 +26,8 @@ import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from l0_core.guardrails import Severity, Violation
-from l0_core.rules._base import BuiltinRule, check_severity
+from l0_core.guardrails.rule import Severity, Violation
+from l0_core.guardrails.rules._base import BuiltinRule, check_severity
 
 __all__ = ["MarkdownRule"]
 

@@ -31,8 +31,8 @@ from typing import Any, ClassVar
 
 import orjson
 
-from l0_core.guardrails import Severity, Violation
-from l0_core.rules._base import BuiltinRule, CompletionOnlyRule
+from l0_core.guardrails.rule import Severity, Violation
+from l0_core.guardrails.rules._base import BuiltinRule, CompletionOnlyRule
 
 __all__ = ["JsonRule", "StrictJsonRule"]
 
