@@ -307,23 +307,20 @@ class PluginHost:
             return reg
 
     def _build(self, kind: Kind) -> Registry:
-        reg = Registry(kind)
+        registry = Registry(kind)
         hook_name = _HOOK_OF_KIND[kind]
-        for record in self.records:
-            if record.plugin is None or hook_name not in record.hooks:
-                continue
-            record.registered[kind] = []
-            impl = getattr(record.plugin, hook_name)
-
-            def register(thing: Any, _record: PluginRecord = record) -> None:
-                reg.add(thing, _record)
-
-            try:
-                impl(register=register)
-            except Exception as exc:
-                record.reason = f"{hook_name} raised {type(exc).__name__}: {exc}"
-                log.warning("l0: plugin %s: %s", record.label, record.reason)
-        return reg
+        # Ask pluggy for the implementations rather than getattr(plugin, hook_name): an
+        # implementation may carry another name (@hookimpl(specname=...)).
+        impls_of_plugin: dict[int, list[pluggy.HookImpl]] = {}
+        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+            impls_of_plugin.setdefault(id(impl.plugin), []).append(impl)
+        for record in self.records:  # in load order, so built-ins register first
+            impls = impls_of_plugin.get(id(record.plugin), [])
+            if impls:
+                record.registered[kind] = []
+            for impl in impls:
+                _run_registration(impl, record, registry, hook_name)
+        return registry
 
     def build_all(self) -> None:
         for kind in KINDS:
@@ -338,6 +335,29 @@ class PluginHost:
     def wrap_client(self, client: object, options: Mapping[str, Any]) -> object | None:
         result: object | None = self.pm.hook.l0_wrap_client(client=client, options=options)
         return result
+
+
+def _run_registration(
+    impl: pluggy.HookImpl, record: PluginRecord, registry: Registry, hook_name: str
+) -> None:
+    """Call one registration hookimpl; whatever it raises is recorded against its plugin."""
+
+    def register(thing: Any) -> None:
+        registry.add(thing, record)
+
+    hook_arguments = {"register": register}
+    try:
+        # impl.argnames: an implementation may accept fewer arguments than the hook offers
+        impl.function(*(hook_arguments[name] for name in impl.argnames))
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        reason = f"{hook_name} raised {type(exc).__name__}: {exc}"
+        if record.reason is None:
+            record.reason = reason
+        elif reason not in record.reason:  # a rebuilt registry must not repeat a reason
+            record.reason = f"{record.reason}; {reason}"
+        log.warning("l0: plugin %s: %s", record.label, reason)
 
 
 def _hook_names() -> list[str]:
