@@ -14,11 +14,13 @@ numbers measured side by side:
    it is read, so only what is retained counts;
 5. concurrency - many streams at once through ``asyncio.gather``;
 6. hostile deltas - each rule given a whole pathological text as one delta, at
-   two sizes: per-character cost must not grow with it.
+   two sizes: per-character cost must not grow with it;
+7. cold import - ``import l0_core`` next to ``import pydantic``, each in fresh
+   interpreters (the one section that leaves the process).
 
-Method: warm-up runs first; then rounds in which every contender runs once, in
-an order rotated each round; ``gc.collect()`` before each timed run; medians
-(and minima) over the rounds. Each contender's output is checked against the
+Method (sections 1-6): warm-up runs first; then rounds in which every contender
+runs once, in an order rotated each round; ``gc.collect()`` before each timed
+run; medians (and minima) over the rounds. Each contender's output is checked against the
 expected text before timing and after every timed run.
 
 Only ``l0_core`` and the standard library are needed. Contenders that need
@@ -38,6 +40,7 @@ import platform
 import random
 import re
 import statistics
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -115,6 +118,7 @@ class Settings:
     sections: tuple[str, ...]
     seed: int
     variants: int  # different token streams per size, read in turn (no replayed text)
+    import_runs: int  # fresh interpreters per row of the import section
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -159,6 +163,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         sections=sections,
         seed=int(args.seed),
         variants=2 if quick else VARIANTS,
+        import_runs=5 if quick else 15,
     )
 
 
@@ -1086,6 +1091,91 @@ async def hostile(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
+# 7. Cold import: each statement timed in fresh interpreters
+# ---------------------------------------------------------------------------------------------
+
+IMPORT_BUDGET_MS = 100.0  # cold ``import l0_core``, on the 2-core box
+
+IMPORT_ROWS: dict[str, str] = {  # row name -> the statement timed in a fresh interpreter
+    "python": "pass",  # the floor: the interpreter alone
+    "import pydantic": "import pydantic",
+    "import l0_core": "import l0_core",
+    "l0_core.run": "import l0_core; l0_core.run",  # the first use of the runtime
+}
+IMPORT_BUDGETS: dict[str, float] = {"import l0_core": IMPORT_BUDGET_MS}
+
+# The child times its own statement, so the interpreter's start-up is not counted in "import".
+_IMPORT_PROBE = (
+    "import time; _t0 = time.perf_counter(); {statement}; print(time.perf_counter() - _t0)"
+)
+
+
+def _import_env() -> dict[str, str]:
+    """The environment of the children: they import the l0_core this process imported."""
+    import os
+
+    env = dict(os.environ)
+    l0_file = l0.__file__
+    if l0_file is not None:
+        package_root = str(Path(l0_file).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    return env
+
+
+def _import_sample(statement: str, env: Mapping[str, str]) -> tuple[float, float] | str:
+    """(import ms, process wall ms) of one fresh interpreter, or why it failed."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", _IMPORT_PROBE.format(statement=statement)],
+        capture_output=True, text=True, env=env, check=False,
+    )
+    wall_ms = (time.perf_counter() - t0) * 1e3
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines()
+        return lines[-1] if lines else f"exit status {proc.returncode}"
+    return float(proc.stdout.strip()) * 1e3, wall_ms
+
+
+async def cold_import(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
+    """Cold import times (ms), each row in ``s.import_runs`` fresh interpreters, rows
+    interleaved in rotated order; a warm-up run per row first (it may write .pyc files)."""
+    log(f"  import: {len(IMPORT_ROWS)} rows x {s.import_runs} fresh interpreters")
+    env = _import_env()
+    names = list(IMPORT_ROWS)
+    skipped: dict[str, str] = {}
+    for name in names:
+        warm = _import_sample(IMPORT_ROWS[name], env)
+        if isinstance(warm, str):
+            skipped[name] = warm
+    timed = [n for n in names if n not in skipped]
+    samples: dict[str, list[tuple[float, float]]] = {n: [] for n in timed}
+    for round_ in range(s.import_runs):
+        shift = round_ % len(timed) if timed else 0
+        for name in timed[shift:] + timed[:shift]:
+            sample = _import_sample(IMPORT_ROWS[name], env)
+            if isinstance(sample, str):
+                raise RuntimeError(f"import row {name!r} failed after its warm-up: {sample}")
+            samples[name].append(sample)
+    rows = []
+    for name in timed:
+        imports = [i for i, _ in samples[name]]
+        walls = [w for _, w in samples[name]]
+        budget = IMPORT_BUDGETS.get(name)
+        median = statistics.median(imports)
+        rows.append({
+            "name": name, "statement": IMPORT_ROWS[name],
+            "import_median_ms": median, "import_min_ms": min(imports),
+            "wall_median_ms": statistics.median(walls), "wall_min_ms": min(walls),
+            "budget_ms": budget, "budget_ok": None if budget is None else median <= budget,
+        })
+    return {
+        "runs": s.import_runs,
+        "rows": rows,
+        "skipped": [{"name": n, "reason": r} for n, r in skipped.items()],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------
 
@@ -1242,6 +1332,25 @@ def _report_hostile(ho: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _report_import(im: Mapping[str, Any]) -> list[str]:
+    rows = []
+    for r in im["rows"]:
+        budget = r["budget_ms"]
+        rows.append([
+            r["name"],
+            f"{r['import_median_ms']:.1f} [{r['import_min_ms']:.1f}]",
+            f"{r['wall_median_ms']:.1f} [{r['wall_min_ms']:.1f}]",
+            "-" if budget is None else f"<={budget:g} {_ok(r['budget_ok'])}",
+        ])
+    out = [
+        f"7. Cold import (ms, median [min] of {im['runs']} fresh interpreters; import = the "
+        f"statement alone, process = the whole interpreter run)",
+        _table(["row", "import", "process", "budget"], rows),
+    ]
+    out.extend(f"  skipped {sk['name']}: {sk['reason']}" for sk in im["skipped"])
+    return out
+
+
 _REPORTS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
     "throughput": _report_throughput,
     "kinds": _report_kinds,
@@ -1249,6 +1358,7 @@ _REPORTS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
     "memory": _report_memory,
     "concurrency": _report_concurrency,
     "hostile": _report_hostile,
+    "import": _report_import,
 }
 
 
@@ -1296,6 +1406,7 @@ SECTIONS: dict[str, Callable[[Settings, Callable[[str], None]], Awaitable[dict[s
     "memory": memory,
     "concurrency": concurrency,
     "hostile": hostile,
+    "import": cold_import,
 }
 
 
@@ -1313,6 +1424,7 @@ async def main_async(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
         "ratio": RATIO_BUDGET,
         "flatness": FLAT_BUDGET,
         "memory_flatness": MEMORY_FLAT_BUDGET,
+        "import_ms": IMPORT_BUDGET_MS,
     }
     return res
 

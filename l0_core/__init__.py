@@ -2,48 +2,59 @@
 
 ``import l0_core as l0``, then ``l0.run(stream=factory, ...)``. See README.md
 and docs/ for the guide.
+
+``import l0_core`` imports nothing else: each public name is imported the first
+time it is read (PEP 562), so a program that never configures anything builds
+no pydantic model and scans no entry point. To add a public name, add it to
+``__all__``, to ``_EXPORTS`` and to the ``TYPE_CHECKING`` imports.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
 
-from l0_core.errors import (
-    Classification,
-    ConfigError,
-    ErrorCategory,
-    ErrorCode,
-    FailureType,
-    GuardrailError,
-    L0Error,
-    Recovery,
-    TimeoutError,
-)
-from l0_core.events import (
-    Complete,
-    Data,
-    Discard,
-    ErrorEvent,
-    Event,
-    EventType,
-    Message,
-    ObservabilityEvent,
-    ObservabilityEventType,
-    Progress,
-    Token,
-    ToolCall,
-)
-from l0_core.guardrails.drift import DriftResult
-from l0_core.guardrails.rule import CustomPatternRule, FunctionRule, Rule, RuleSpec, Violation
-from l0_core.plugins.config import reload as reload_config
-from l0_core.plugins.hookspecs import hookimpl
-from l0_core.plugins.host import register_plugin
-from l0_core.runtime.adapters import Adapter, AdapterSession, Finish
-from l0_core.runtime.continuation import Continuation, Resume
-from l0_core.runtime.options import CheckIntervals, Timeout
-from l0_core.runtime.retry import Retry, RetryContext
-from l0_core.runtime.session import Stream, run
-from l0_core.runtime.state import State
+# Not ``from typing import TYPE_CHECKING``: importing typing would be most of the cost of
+# ``import l0_core``. Type checkers treat any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS resolves these
+    from l0_core.errors import (
+        Classification,
+        ConfigError,
+        ErrorCategory,
+        ErrorCode,
+        FailureType,
+        GuardrailError,
+        L0Error,
+        Recovery,
+        TimeoutError,
+    )
+    from l0_core.events import (
+        Complete,
+        Data,
+        Discard,
+        ErrorEvent,
+        Event,
+        EventType,
+        Message,
+        ObservabilityEvent,
+        ObservabilityEventType,
+        Progress,
+        Token,
+        ToolCall,
+    )
+    from l0_core.guardrails.catalog import Guardrails
+    from l0_core.guardrails.drift import DriftResult
+    from l0_core.guardrails.rule import CustomPatternRule, FunctionRule, Rule, RuleSpec, Violation
+    from l0_core.plugins.config import reload as reload_config
+    from l0_core.plugins.hookspecs import hookimpl
+    from l0_core.plugins.host import register_plugin, wrap
+    from l0_core.runtime.adapters import Adapter, AdapterSession, Finish
+    from l0_core.runtime.continuation import Continuation, Resume
+    from l0_core.runtime.options import CheckIntervals, Timeout
+    from l0_core.runtime.retry import Retry, RetryContext
+    from l0_core.runtime.session import Stream, run
+    from l0_core.runtime.state import State
 
 __version__ = "0.1.0"
 
@@ -95,136 +106,76 @@ __all__ = [
     "wrap",
 ]
 
+_ERRORS = "l0_core.errors"
+_EVENTS = "l0_core.events"
+_RULE = "l0_core.guardrails.rule"
 
-class Guardrails:
-    """Guardrail rules and presets by name: ``l0.Guardrails.json()``,
-    ``l0.Guardrails.recommended()``, ``l0.Guardrails.by_name("json", ...)``.
-
-    Every method returns :class:`RuleSpec` objects (a preset: a list of them);
-    the runtime makes fresh rules from them for every session. See
-    ``docs/guardrails.md`` for each rule's options and default severities.
-    """
-
-    # -- rules ----------------------------------------------------------------------------
-
-    @staticmethod
-    def by_name(name: str, **options: Any) -> RuleSpec:
-        """A registered rule (built-in or from a plugin) with options."""
-        return RuleSpec(name, options)
-
-    @staticmethod
-    def json(**options: Any) -> RuleSpec:
-        """Well-formed JSON, checked while streaming (``require=``, ``multiple=``)."""
-        return RuleSpec("json", options)
-
-    @staticmethod
-    def strict_json(**options: Any) -> RuleSpec:
-        """The complete output parses as a JSON object or array."""
-        return RuleSpec("strict_json", options)
-
-    @staticmethod
-    def markdown(**options: Any) -> RuleSpec:
-        """Closed code fences; consistent table columns."""
-        return RuleSpec("markdown", options)
-
-    @staticmethod
-    def latex(**options: Any) -> RuleSpec:
-        """Balanced environments and math delimiters (only in LaTeX-looking output)."""
-        return RuleSpec("latex", options)
-
-    @staticmethod
-    def pattern(categories: list[str] | None = None, **options: Any) -> RuleSpec:
-        """Refusals, meta commentary, prompt leaks, placeholders, hedging, preambles."""
-        if categories is not None:
-            options = {"categories": list(categories), **options}
-        return RuleSpec("pattern", options)
-
-    @staticmethod
-    def zero_output(**options: Any) -> RuleSpec:
-        """Empty, whitespace-only or noise output."""
-        return RuleSpec("zero_output", options)
-
-    @staticmethod
-    def stall(max_gap: float = 5.0, **options: Any) -> RuleSpec:
-        """A warning when the output pauses longer than ``max_gap`` seconds."""
-        return RuleSpec("stall", {"max_gap": max_gap, **options})
-
-    @staticmethod
-    def repetition(**options: Any) -> RuleSpec:
-        """The model looping: a repeated block, or a sentence repeated over and over."""
-        return RuleSpec("repetition", options)
-
-    @staticmethod
-    def custom_pattern(patterns: list[str], **options: Any) -> RuleSpec:
-        """Your own regular expressions the output must not match."""
-        return RuleSpec("custom_pattern", {"patterns": patterns, **options})
-
-    # -- presets --------------------------------------------------------------------------
-
-    @staticmethod
-    def preset(name: str) -> list[RuleSpec]:
-        """The rules of a preset by name (``"recommended"``, ``"strict"``...)."""
-        from l0_core.guardrails.rules.presets import preset
-
-        return preset(name)
-
-    @staticmethod
-    def presets() -> list[str]:
-        """The preset names."""
-        from l0_core.guardrails.rules.presets import PRESETS
-
-        return list(PRESETS)
-
-    @staticmethod
-    def minimal() -> list[RuleSpec]:
-        """``json`` and ``zero_output``."""
-        return Guardrails.preset("minimal")
-
-    @staticmethod
-    def recommended() -> list[RuleSpec]:
-        """``json``, ``markdown``, ``pattern`` and ``zero_output``."""
-        return Guardrails.preset("recommended")
-
-    @staticmethod
-    def strict() -> list[RuleSpec]:
-        """``recommended`` plus ``latex`` and ``repetition``."""
-        return Guardrails.preset("strict")
-
-    @staticmethod
-    def json_only() -> list[RuleSpec]:
-        """``json(require=True)`` and ``zero_output``: the output must be JSON."""
-        return Guardrails.preset("json_only")
-
-    @staticmethod
-    def markdown_only() -> list[RuleSpec]:
-        """``markdown`` and ``zero_output``."""
-        return Guardrails.preset("markdown_only")
-
-    @staticmethod
-    def latex_only() -> list[RuleSpec]:
-        """``latex`` and ``zero_output``."""
-        return Guardrails.preset("latex_only")
-
-    @staticmethod
-    def none() -> list[RuleSpec]:
-        """No rules."""
-        return []
+_EXPORTS: dict[str, str] = {
+    # public name -> the module that defines it, or "module:attribute" when it is renamed
+    "Classification": _ERRORS,
+    "ConfigError": _ERRORS,
+    "ErrorCategory": _ERRORS,
+    "ErrorCode": _ERRORS,
+    "FailureType": _ERRORS,
+    "GuardrailError": _ERRORS,
+    "L0Error": _ERRORS,
+    "Recovery": _ERRORS,
+    "TimeoutError": _ERRORS,
+    "Complete": _EVENTS,
+    "Data": _EVENTS,
+    "Discard": _EVENTS,
+    "ErrorEvent": _EVENTS,
+    "Event": _EVENTS,
+    "EventType": _EVENTS,
+    "Message": _EVENTS,
+    "ObservabilityEvent": _EVENTS,
+    "ObservabilityEventType": _EVENTS,
+    "Progress": _EVENTS,
+    "Token": _EVENTS,
+    "ToolCall": _EVENTS,
+    "Guardrails": "l0_core.guardrails.catalog",
+    "DriftResult": "l0_core.guardrails.drift",
+    "CustomPatternRule": _RULE,
+    "FunctionRule": _RULE,
+    "Rule": _RULE,
+    "RuleSpec": _RULE,
+    "Violation": _RULE,
+    "reload_config": "l0_core.plugins.config:reload",
+    "hookimpl": "l0_core.plugins.hookspecs",
+    "register_plugin": "l0_core.plugins.host",
+    "wrap": "l0_core.plugins.host",
+    "Adapter": "l0_core.runtime.adapters",
+    "AdapterSession": "l0_core.runtime.adapters",
+    "Finish": "l0_core.runtime.adapters",
+    "Continuation": "l0_core.runtime.continuation",
+    "Resume": "l0_core.runtime.continuation",
+    "CheckIntervals": "l0_core.runtime.options",
+    "Timeout": "l0_core.runtime.options",
+    "Retry": "l0_core.runtime.retry",
+    "RetryContext": "l0_core.runtime.retry",
+    "Stream": "l0_core.runtime.session",
+    "run": "l0_core.runtime.session",
+    "State": "l0_core.runtime.state",
+}
 
 
-def wrap(client: Any, **options: Any) -> Any:
-    """Wrap a provider client so its streaming calls return L0 streams.
+def _resolve(name: str) -> object:
+    """Import the public ``name`` from its module, and keep it as a plain module attribute
+    so that every later read is an ordinary lookup."""
+    target = _EXPORTS.get(name)
+    if target is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module_name, _, attribute = target.partition(":")
+    value: object = getattr(importlib.import_module(module_name), attribute or name)
+    globals()[name] = value
+    return value
 
-    The client is recognised by provider plugins (``pip install l0-openai`` for
-    ``openai.AsyncOpenAI``). An unknown client is a :class:`ConfigError`.
-    """
-    from l0_core.plugins.host import get_host
 
-    wrapped = get_host().wrap_client(client, options)
-    if wrapped is None:
-        raise ConfigError(
-            f"no installed plugin can wrap a {type(client).__module__}."
-            f"{type(client).__qualname__}; for OpenAI clients install l0-openai "
-            f"(pip install l0-openai)",
-            ErrorCode.UNKNOWN_PLUGIN,
-        )
-    return wrapped
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if not TYPE_CHECKING:
+    # Hidden from type checkers: they see the real imports above, and a module __getattr__
+    # would make them accept any misspelt ``l0.<name>``.
+    __getattr__ = _resolve

@@ -45,6 +45,7 @@ __all__ = [
     "get_host",
     "register_plugin",
     "reset_host",
+    "wrap",
 ]
 
 log = logging.getLogger("l0")
@@ -397,3 +398,20 @@ def reset_host(host: PluginHost | None = None) -> None:
 def register_plugin(plugin: object, name: str | None = None) -> PluginRecord:
     """Register a plugin (module or object with hookimpls) without an entry point."""
     return get_host().register(plugin, name)
+
+
+def wrap(client: Any, **options: Any) -> Any:
+    """Wrap a provider client so its streaming calls return L0 streams (``l0.wrap``).
+
+    The client is recognised by provider plugins (``pip install l0-openai`` for
+    ``openai.AsyncOpenAI``). An unknown client is a :class:`ConfigError`.
+    """
+    wrapped = get_host().wrap_client(client, options)
+    if wrapped is None:
+        raise ConfigError(
+            f"no installed plugin can wrap a {type(client).__module__}."
+            f"{type(client).__qualname__}; for OpenAI clients install l0-openai "
+            f"(pip install l0-openai)",
+            ErrorCode.UNKNOWN_PLUGIN,
+        )
+    return wrapped
