@@ -1,18 +1,45 @@
 """Typed errors and the failure taxonomy.
 
-Every failure L0 reports is an :class:`L0Error` with an :class:`ErrorCode`.
-Each code has one category and one default recovery decision::
+Every failure L0 reports is an :class:`L0Error` with an :class:`ErrorCode`. Each
+code has one category and one default recovery decision (:data:`KINDS`), and
+belongs to one class of this tree, so that you can ``except`` a family of
+failures the way you would with httpx::
 
     Exception
-     └── L0Error                    code, category, recovery, status, retry_after
-          ├── TimeoutError           INITIAL_/INTER_TOKEN_TIMEOUT, TOTAL_TIMEOUT
-          ├── GuardrailError         (FATAL_)GUARDRAIL_VIOLATION, DRIFT_DETECTED
-          └── ConfigError            CONFIG_ERROR, UNKNOWN_PLUGIN (bad config, unknown names)
+     └── L0Error                  code, category, recovery, status, retry_after
+          ├── NetworkError        NETWORK_ERROR
+          ├── TimeoutException    INITIAL_TOKEN_TIMEOUT, INTER_TOKEN_TIMEOUT,
+          │                       TOTAL_TIMEOUT, TIMEOUT             (.timeout)
+          ├── RateLimitError      RATE_LIMITED
+          ├── ProviderError       SERVER_ERROR, UNKNOWN_ERROR, CONTENT_POLICY,
+          │                       CONTEXT_LENGTH_EXCEEDED, BAD_REQUEST,
+          │                       ALL_STREAMS_EXHAUSTED
+          ├── ContentError        ZERO_OUTPUT, INCOMPLETE
+          │    └── GuardrailError GUARDRAIL_VIOLATION, FATAL_GUARDRAIL_VIOLATION,
+          │                       DRIFT_DETECTED                     (.violations)
+          ├── FatalError          AUTH_ERROR, INVALID_STREAM, ADAPTER_NOT_FOUND,
+          │    │                  FEATURE_NOT_ENABLED, INTERNAL_ERROR
+          │    └── ConfigError    CONFIG_ERROR, UNKNOWN_PLUGIN (also a ValueError
+          │                       and a TypeError: a wrong argument or config value)
+          └── AbortedError        STREAM_ABORTED
+
+The code decides the class: ``L0Error(message, ErrorCode.RATE_LIMITED)`` makes a
+:class:`RateLimitError`, so every place that raises (the runtime, adapters,
+provider plugins, :func:`classify`) produces the precise class without naming
+it. A family asked for one of its members' codes makes the member
+(``ContentError(message, ErrorCode.DRIFT_DETECTED)`` is a :class:`GuardrailError`);
+a class asked for a code outside its family is a programming error and raises
+``ValueError``. Left out, the code is the class's ``default_code``. The class
+says what happened; ``error.recovery`` says what L0 does about it (a
+``TOTAL_TIMEOUT`` is a :class:`TimeoutException` that halts, an ``AUTH_ERROR`` is
+a :class:`FatalError`). ``error.name`` and :meth:`L0Error.to_json` stay the
+canonical ``"L0Error"`` shape whatever the class.
 
 Foreign exceptions are mapped at one boundary, :func:`classify`: provider
 plugins first (the ``l0_classify_error`` hook), then generic rules by type and
-attributes (asyncio timeouts, ``OSError``, ``status_code`` and headers). L0
-never guesses from message text.
+attributes (asyncio timeouts, an HTTP status on the exception or on its
+``response`` as httpx's ``HTTPStatusError`` has it, then ``OSError``). L0 never
+guesses from message text.
 """
 
 from __future__ import annotations
@@ -21,20 +48,26 @@ import builtins
 import email.utils
 import enum
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Self, cast
 
 __all__ = [
+    "AbortedError",
     "Classification",
     "ConfigError",
+    "ContentError",
     "ErrorCategory",
     "ErrorCode",
     "FailureType",
+    "FatalError",
     "GuardrailError",
     "L0Error",
+    "NetworkError",
+    "ProviderError",
+    "RateLimitError",
     "Recovery",
-    "TimeoutError",
+    "TimeoutException",
     "classify",
     "parse_retry_after",
 ]
@@ -154,17 +187,28 @@ KINDS: Mapping[ErrorCode, _Kind] = {
 class L0Error(Exception):
     """An error L0 raises or reports, with a code, a category and a recovery decision.
 
-    ``status`` is the HTTP status when the error came from an HTTP response;
-    ``retry_after`` the delay in seconds the provider asked for. The remaining
-    attributes describe the session when the error happened.
+    Calling ``L0Error(message, code)`` returns an instance of the class of the
+    tree that ``code`` belongs to (see the module documentation). ``status`` is
+    the HTTP status when the error came from an HTTP response; ``retry_after``
+    the delay in seconds the provider asked for. The remaining attributes
+    describe the session when the error happened.
     """
 
-    name = "L0Error"
+    name = "L0Error"  # the canonical name, the same for every class of the tree
+    #: the code of ``L0Error(message)`` and of a subclass called without one
+    default_code: ClassVar[ErrorCode] = ErrorCode.INTERNAL_ERROR
+
+    def __new__(
+        cls, message: str = "", code: ErrorCode | str | None = None, *args: Any, **kwargs: Any
+    ) -> Self:
+        chosen = cls.default_code if code is None else ErrorCode(code)
+        instance = Exception.__new__(_class_for(cls, chosen))
+        return cast(Self, instance)
 
     def __init__(
         self,
         message: str,
-        code: ErrorCode = ErrorCode.INTERNAL_ERROR,
+        code: ErrorCode | str | None = None,
         *,
         status: int | None = None,
         retry_after: float | None = None,
@@ -179,7 +223,7 @@ class L0Error(Exception):
     ) -> None:
         super().__init__(message)
         self.message = message
-        self.code = ErrorCode(code)
+        self.code = type(self).default_code if code is None else ErrorCode(code)
         self.status = status
         self.retry_after = retry_after
         self.checkpoint = checkpoint
@@ -231,33 +275,136 @@ class L0Error(Exception):
         return f"{type(self).__name__}({self.code.value}: {self.message!r})"
 
 
-class TimeoutError(L0Error):
-    """A timer fired: time to first token, inter-token idle, or the total budget."""
+class NetworkError(L0Error):
+    """The connection failed: reset, refused, cut mid-stream."""
 
-    name = "L0TimeoutError"
+    default_code = ErrorCode.NETWORK_ERROR
 
-    def __init__(self, message: str, code: ErrorCode, *, timeout: float, **kw: Any) -> None:
+
+class TimeoutException(L0Error):
+    """A timer fired (first token, inter-token idle, total budget) or the provider timed out.
+
+    ``timeout`` is the limit in seconds that was exceeded, when L0 knows it.
+    Not named ``TimeoutError``, so that it never shadows the builtin.
+    """
+
+    default_code = ErrorCode.TIMEOUT
+
+    def __init__(
+        self,
+        message: str,
+        code: ErrorCode | str | None = None,
+        *,
+        timeout: float | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(message, code, **kw)
         self.timeout = timeout
 
 
-class GuardrailError(L0Error):
-    """A guardrail rule or the drift detector rejected the output."""
+class RateLimitError(L0Error):
+    """The provider rate-limited the request (HTTP 429); ``retry_after`` is honoured."""
 
-    name = "L0GuardrailError"
+    default_code = ErrorCode.RATE_LIMITED
 
-    def __init__(self, message: str, code: ErrorCode, *, violations: Any = (), **kw: Any):
+
+class ProviderError(L0Error):
+    """The provider failed or refused the request: a 5xx, a bad request, a content policy."""
+
+    default_code = ErrorCode.UNKNOWN_ERROR
+
+
+class ContentError(L0Error):
+    """The output itself is wrong: empty, or cut off without its terminal marker."""
+
+    default_code = ErrorCode.INCOMPLETE
+
+
+class GuardrailError(ContentError):
+    """A guardrail rule or the drift detector rejected the output (``violations``)."""
+
+    default_code = ErrorCode.GUARDRAIL_VIOLATION
+
+    def __init__(
+        self,
+        message: str,
+        code: ErrorCode | str | None = None,
+        *,
+        violations: Iterable[Any] = (),
+        **kw: Any,
+    ) -> None:
         super().__init__(message, code, **kw)
         self.violations = tuple(violations)
 
 
-class ConfigError(L0Error, ValueError):
-    """Bad configuration: an unknown plugin name, a malformed file, a wrong type."""
+class FatalError(L0Error):
+    """Retrying cannot help: bad credentials, a misused API, an internal error."""
 
-    name = "L0ConfigError"
+    default_code = ErrorCode.INTERNAL_ERROR
 
-    def __init__(self, message: str, code: ErrorCode = ErrorCode.CONFIG_ERROR, **kw: Any):
-        super().__init__(message, code, **kw)
+
+class ConfigError(FatalError, ValueError, TypeError):
+    """A wrong argument or configuration value, or an unknown plugin name.
+
+    Also a ``ValueError`` and a ``TypeError``, what Python code raises for a bad
+    argument, so either ``except`` catches it.
+    """
+
+    default_code = ErrorCode.CONFIG_ERROR
+
+
+class AbortedError(L0Error):
+    """The stream was aborted (``stream.abort()``)."""
+
+    default_code = ErrorCode.STREAM_ABORTED
+
+
+#: the family of every code: the class ``L0Error(message, code)`` makes
+CLASS_FOR_CODE: Mapping[ErrorCode, type[L0Error]] = {
+    ErrorCode.NETWORK_ERROR: NetworkError,
+    ErrorCode.INITIAL_TOKEN_TIMEOUT: TimeoutException,
+    ErrorCode.INTER_TOKEN_TIMEOUT: TimeoutException,
+    ErrorCode.TOTAL_TIMEOUT: TimeoutException,
+    ErrorCode.TIMEOUT: TimeoutException,
+    ErrorCode.RATE_LIMITED: RateLimitError,
+    ErrorCode.SERVER_ERROR: ProviderError,
+    ErrorCode.UNKNOWN_ERROR: ProviderError,
+    ErrorCode.CONTENT_POLICY: ProviderError,
+    ErrorCode.CONTEXT_LENGTH_EXCEEDED: ProviderError,
+    ErrorCode.BAD_REQUEST: ProviderError,
+    ErrorCode.ALL_STREAMS_EXHAUSTED: ProviderError,
+    ErrorCode.ZERO_OUTPUT: ContentError,
+    ErrorCode.INCOMPLETE: ContentError,
+    ErrorCode.GUARDRAIL_VIOLATION: GuardrailError,
+    ErrorCode.FATAL_GUARDRAIL_VIOLATION: GuardrailError,
+    ErrorCode.DRIFT_DETECTED: GuardrailError,
+    ErrorCode.AUTH_ERROR: FatalError,
+    ErrorCode.INVALID_STREAM: FatalError,
+    ErrorCode.ADAPTER_NOT_FOUND: FatalError,
+    ErrorCode.FEATURE_NOT_ENABLED: FatalError,
+    ErrorCode.INTERNAL_ERROR: FatalError,
+    ErrorCode.CONFIG_ERROR: ConfigError,
+    ErrorCode.UNKNOWN_PLUGIN: ConfigError,
+    ErrorCode.STREAM_ABORTED: AbortedError,
+}
+_TREE = frozenset(CLASS_FOR_CODE.values()) | {L0Error}
+
+
+def _class_for(cls: type[L0Error], code: ErrorCode) -> type[L0Error]:
+    """The class an instance of ``cls`` with ``code`` gets (see the module documentation)."""
+    home = CLASS_FOR_CODE[code]
+    family = next(k for k in cls.__mro__ if k in _TREE)  # cls, or what a user's class refines
+    if family is home:
+        return cls
+    if cls is family and issubclass(home, family):  # L0Error, or a family: its precise member
+        return home
+    if family is L0Error:
+        return cls  # a user's own direct subclass of L0Error takes any code
+    members = sorted(c.value for c, k in CLASS_FOR_CODE.items() if issubclass(k, family))
+    raise ValueError(
+        f"{cls.__name__} stands for {', '.join(members)}, not {code.value}; "
+        f"L0Error(message, ErrorCode.{code.value}) makes a {home.__name__}"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,22 +464,47 @@ def status_to_code(status: int) -> ErrorCode:
     return ErrorCode.UNKNOWN_ERROR
 
 
+def _attribute(obj: Any, name: str) -> Any:
+    """``getattr`` that also survives a property raising (httpx's ``request`` does)."""
+    try:
+        return getattr(obj, name, None)
+    except Exception:
+        return None
+
+
+def _http_status(error: BaseException) -> tuple[int, Any] | None:
+    """The HTTP status and headers an exception carries, if it carries one.
+
+    On the exception itself (``status_code`` or ``status``, as most SDKs and
+    aiohttp have it) or on its ``response`` (httpx's ``HTTPStatusError`` from
+    ``raise_for_status()``, requests' ``HTTPError``).
+    """
+    response = _attribute(error, "response")
+    for holder in (error, response):
+        if holder is None:
+            continue
+        for name in ("status_code", "status"):
+            status = _attribute(holder, name)
+            if isinstance(status, int) and not isinstance(status, bool):
+                headers = _attribute(holder, "headers")
+                if headers is None and response is not None:
+                    headers = _attribute(response, "headers")
+                return status, headers
+    return None
+
+
 def _generic(error: BaseException) -> Classification:
     if isinstance(error, _BuiltinTimeout):
         return Classification(ErrorCode.TIMEOUT)
+    # A status wins over the OSError rule: requests' HTTPError is an OSError.
+    found = _http_status(error)
+    if found is not None:
+        status, headers = found
+        return Classification(status_to_code(status), status, parse_retry_after(headers))
     if isinstance(error, (ConnectionError, EOFError)) or (
         isinstance(error, OSError) and not isinstance(error, FileNotFoundError | PermissionError)
     ):
         return Classification(ErrorCode.NETWORK_ERROR)
-    status = getattr(error, "status_code", None)
-    if status is None:
-        status = getattr(error, "status", None)
-    if isinstance(status, int) and not isinstance(status, bool):
-        headers = getattr(error, "headers", None)
-        if headers is None:
-            response = getattr(error, "response", None)
-            headers = getattr(response, "headers", None)
-        return Classification(status_to_code(status), status, parse_retry_after(headers))
     return Classification(ErrorCode.UNKNOWN_ERROR)
 
 
@@ -363,3 +535,8 @@ def _log_plugin_failure(exc: BaseException) -> None:
     import logging
 
     logging.getLogger("l0").warning("an l0_classify_error hook raised %r; ignored", exc)
+
+
+# Private, not exported: the name the session module still imports. It shadows
+# the builtin only inside this module (which says ``_BuiltinTimeout`` for that).
+TimeoutError = TimeoutException
