@@ -83,13 +83,12 @@ def test_reading_a_light_name_does_not_import_the_runtime() -> None:
     assert loaded == []
 
 
-def test_run_resolves_in_a_fresh_interpreter() -> None:
+def test_run_wrap_and_guardrails_resolve_in_a_fresh_interpreter() -> None:
     resolved = _in_fresh_interpreter(
         "import json, l0_core as l0\n"
         "print(json.dumps([l0.run.__module__, l0.wrap.__module__, l0.Guardrails.__module__]))\n"
     )
-    assert resolved == ["l0_core.runtime.session", "l0_core.plugins.host",
-                        "l0_core.guardrails.catalog"]
+    assert resolved == [l0_core._EXPORTS[name] for name in ("run", "wrap", "Guardrails")]
 
 
 @pytest.mark.parametrize("name", l0_core.__all__)
