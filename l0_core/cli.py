@@ -9,8 +9,9 @@
     the effective configuration and where each value came from (``l0.toml``,
     ``[tool.l0]`` in ``pyproject.toml``, an ``L0_*`` variable, or the default).
     A configuration error is reported on one line and exits with status 2.
-``l0 demo``
-    faulty streams recovering live in the terminal.
+``l0 demo [SCENARIO ...] [--list]``
+    faulty streams recovering live in the terminal; the scenarios come from
+    plugins (l0-openai provides them). ``l0 demo --help`` lists them.
 
 ``python -m l0_core`` runs the same command.
 """
@@ -18,7 +19,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -76,9 +76,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser(
         "demo",
-        help="watch faulty streams recover, live",
+        help="watch faulty streams recover, live (l0 demo --help lists the scenarios)",
         add_help=False,
-        prefix_chars="\0",  # every argument goes to the demo itself
+        prefix_chars="\0",  # every argument, --help too, goes to l0_core.demo's own parser
     ).add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
@@ -189,16 +189,11 @@ def _default_text(key: str, cfg: EffectiveConfig) -> str:
 # -- l0 demo ---------------------------------------------------------------------------------
 
 
-def _demo(argv: list[str], err: TextIO) -> int:
-    try:
-        demo = importlib.import_module("l0_core.demo")
-    except ModuleNotFoundError as exc:
-        if exc.name != "l0_core.demo":
-            raise
-        err.write("l0: the demo is not available in this installation\n")
-        return EXIT_ERROR
-    result = demo.main(argv)
-    return int(result or 0)
+def _demo(argv: list[str]) -> int:
+    # imported on use, as every command imports its own: the demo loads the whole runtime
+    from l0_core import demo
+
+    return demo.main(argv)
 
 
 # -- entry point -----------------------------------------------------------------------------
@@ -214,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "config":
             return _config(args.json, sys.stdout, sys.stderr)
         if args.command == "demo":
-            return _demo(list(args.args), sys.stderr)
+            return _demo(list(args.args))
         parser.print_help(sys.stdout)
         return EXIT_OK
     except BrokenPipeError:  # ``l0 plugins | head``: the reader went away, not an error of ours

@@ -3,9 +3,10 @@
 * ``l0_register_adapters``: adapters ``openai`` (Chat Completions chunks) and
   ``openai-responses`` (Responses API events);
 * ``l0_classify_error``: OpenAI SDK and httpx/httpx2 exceptions to L0 error codes;
-* ``l0_wrap_client``: ``l0.wrap(AsyncOpenAI(...))``.
+* ``l0_wrap_client``: ``l0.wrap(AsyncOpenAI(...))``;
+* ``l0_register_demo_scenarios``: the scenarios of ``l0 demo`` (``l0_openai.demo``).
 
-Loading this module does not import the OpenAI SDK.
+Loading this module imports neither the OpenAI SDK nor the demo.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ from l0_core.plugins.hookspecs import Register, hookimpl
 from l0_openai.adapter import ChatCompletionsAdapter, ResponsesAdapter
 from l0_openai.errors import classify_error
 
-__all__ = ["l0_classify_error", "l0_register_adapters", "l0_wrap_client"]
+__all__ = [
+    "l0_classify_error",
+    "l0_register_adapters",
+    "l0_register_demo_scenarios",
+    "l0_wrap_client",
+]
 
 
 @hookimpl
@@ -56,3 +62,11 @@ def l0_wrap_client(client: object, options: Mapping[str, Any]) -> object | None:
             f"{type(client).__name__}(...)"
         )
     return None
+
+
+@hookimpl
+def l0_register_demo_scenarios(register: Register) -> None:
+    from l0_openai.demo import openai_scenarios  # only ``l0 demo`` pays for the demo's server
+
+    for scenario in openai_scenarios():
+        register(scenario)

@@ -41,6 +41,7 @@ __all__ = [
     "hookspec",
     "l0_classify_error",
     "l0_register_adapters",
+    "l0_register_demo_scenarios",
     "l0_register_guardrails",
     "l0_register_observers",
     "l0_register_retry_policies",
@@ -120,6 +121,24 @@ def l0_register_observers(register: Register) -> None:
         observer's options as keyword arguments once per session, returns an
         object with ``on_event(event)`` (an :class:`l0_core.ObservabilityEvent`;
         it may return an awaitable, which L0 schedules without waiting for it).
+    :returns: nothing; return values are ignored.
+    """
+
+
+@hookspec
+def l0_register_demo_scenarios(register: Register) -> None:
+    """Register scenarios for the ``l0 demo`` command.
+
+    Called at most once per ``l0 demo`` run (``--help`` and ``--list`` too, as
+    they list the scenarios), never by ``l0.run``: a provider plugin shows its
+    integration recovering from faults, and the core need not import it. Each
+    plugin's implementation is called on its own; one that raises is reported
+    and the others' scenarios still run.
+
+    :param register: call ``register(scenario)`` once per scenario, an
+        :class:`l0_core.demo.Scenario` whose ``name`` is kebab-case and unique
+        (``l0 demo NAME`` runs that scenario alone). Import what the scenarios
+        need inside the hook, so loading the plugin stays cheap.
     :returns: nothing; return values are ignored.
     """
 

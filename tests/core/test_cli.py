@@ -7,12 +7,11 @@ import json
 import os
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
 
-from l0_core import cli
+from l0_core import cli, demo
 from l0_core.plugins import host as plugins
 from l0_core.plugins.host import PluginHost
 from tests.core import fake_plugins as fp
@@ -170,15 +169,44 @@ def test_config_error_is_one_line_on_stderr_and_exit_2(
 # -- l0 demo, help, python -m -----------------------------------------------------------------
 
 
-def test_demo_passes_its_arguments_through(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_demo_passes_its_arguments_through(monkeypatch: pytest.MonkeyPatch) -> None:
     got: list[list[str]] = []
-    fake = types.ModuleType("l0_core.demo")
-    fake.main = lambda argv: got.append(argv) or 7  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "l0_core.demo", fake)
+
+    def fake_main(argv: list[str]) -> int:
+        got.append(argv)
+        return 7
+
+    monkeypatch.setattr(demo, "main", fake_main)
     assert cli.main(["demo", "--fast", "x"]) == 7
     assert got == [["--fast", "x"]]
+
+
+@pytest.fixture
+def no_plugins() -> None:
+    plugins.reset_host(PluginHost(autoload=False))
+
+
+@pytest.mark.usefixtures("no_plugins")
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_demo_help_prints_usage_and_runs_nothing(
+    capsys: pytest.CaptureFixture[str], flag: str
+) -> None:
+    assert cli.main(["demo", flag]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: l0 demo [-l] [-h] [SCENARIO ...]\n")
+    assert "pip install l0-openai" in out  # no plugin here registers l0_register_demo_scenarios
+
+
+@pytest.mark.usefixtures("no_plugins")
+def test_demo_rejects_unknown_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["demo", "--bogus"]) == 2
+    assert capsys.readouterr().err.endswith("l0 demo: error: unrecognized arguments: --bogus\n")
+
+
+@pytest.mark.usefixtures("no_plugins")
+def test_demo_without_scenarios_says_what_to_install(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["demo"]) == 1
+    assert "pip install l0-openai" in capsys.readouterr().err
 
 
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
