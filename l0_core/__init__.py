@@ -53,7 +53,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS resol
     from l0_core.runtime.continuation import Continuation, Resume
     from l0_core.runtime.options import CheckIntervals, Timeout
     from l0_core.runtime.retry import Retry, RetryContext
-    from l0_core.runtime.session import Stream, run
+    from l0_core.runtime.stream import Stream, run
     from l0_core.runtime.state import State
 
 __version__ = "0.1.0"
@@ -153,8 +153,8 @@ _EXPORTS: dict[str, str] = {
     "Timeout": "l0_core.runtime.options",
     "Retry": "l0_core.runtime.retry",
     "RetryContext": "l0_core.runtime.retry",
-    "Stream": "l0_core.runtime.session",
-    "run": "l0_core.runtime.session",
+    "Stream": "l0_core.runtime.stream",
+    "run": "l0_core.runtime.stream",
     "State": "l0_core.runtime.state",
 }
 

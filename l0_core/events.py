@@ -268,6 +268,7 @@ class ObservabilityEventType(enum.StrEnum):
     # L0 additions
     DISCARD = "DISCARD"
     FINISH_REASON = "FINISH_REASON"
+    TOKEN = "TOKEN"  # one per token, and only to an ``on_event`` listener
     DRIFT_CHECK_START = "DRIFT_CHECK_START"
     DRIFT_CHECK_END = "DRIFT_CHECK_END"
 
@@ -299,6 +300,34 @@ class ObservabilityEvent:
 
     def __getitem__(self, key: str) -> Any:
         return self.meta[key]
+
+    # The consumer-event questions, so that one ``on_event`` handler can follow the
+    # text and the outcome: ``is_token`` / ``text``, ``is_error`` / ``error``,
+    # ``is_complete``.
+
+    @property
+    def is_token(self) -> bool:
+        return self.type is ObservabilityEventType.TOKEN
+
+    @property
+    def is_error(self) -> bool:
+        return self.type is ObservabilityEventType.ERROR
+
+    @property
+    def is_complete(self) -> bool:
+        return self.type is ObservabilityEventType.COMPLETE
+
+    @property
+    def text(self) -> str | None:
+        """The token's text (``TOKEN`` events), else ``None``."""
+        value = self.meta.get("text")
+        return value if isinstance(value, str) else None
+
+    @property
+    def error(self) -> L0Error | None:
+        """The error (``ERROR`` events), else ``None``."""
+        value = self.meta.get("_error")
+        return value if isinstance(value, BaseException) else None  # type: ignore[return-value]
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.meta.get(key, default)

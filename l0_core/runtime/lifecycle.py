@@ -19,7 +19,7 @@ from typing import Any
 from l0_core.events import Event, ObservabilityEvent
 from l0_core.events import ObservabilityEventType as T
 
-__all__ = ["CALLBACK_NAMES", "Callbacks", "safe_call"]
+__all__ = ["CALLBACK_NAMES", "Callbacks", "Isolation", "safe_call"]
 
 log = logging.getLogger("l0")
 
@@ -50,26 +50,72 @@ def _done(task: asyncio.Task[Any]) -> None:
 
 
 def safe_call(fn: Callable[..., Any], *args: Any) -> None:
-    """Call a user callback: log its exception; schedule its coroutine without waiting."""
+    """Call user code outside a session: log its exception; schedule its coroutine."""
     try:
         result = fn(*args)
     except Exception as exc:
         log.warning("l0: callback %s raised %r", getattr(fn, "__name__", fn), exc)
         return
     if result is not None and inspect.isawaitable(result):
+        _schedule(result, _done)
+
+
+def _schedule(result: Any, done: Callable[[asyncio.Task[Any]], None]) -> None:
+    try:
+        task = asyncio.ensure_future(result)
+    except Exception as exc:  # no running loop, or not a real awaitable
+        log.warning("l0: could not schedule a callback's coroutine: %r", exc)
+        return
+    _pending.add(task)
+    task.add_done_callback(done)
+
+
+class Isolation:
+    """Calls a session's user code (observers, callbacks) so its failures never reach
+    the stream.
+
+    The first failure of each named callable in a session is logged with the name
+    and the traceback; later ones are only counted in ``counts`` (which the
+    session exposes as ``state.callback_errors``), so a broken observer cannot
+    flood the log once per event.
+    """
+
+    __slots__ = ("counts",)
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def call(self, name: str, fn: Callable[..., Any], *args: Any) -> None:
         try:
-            task = asyncio.ensure_future(result)
-        except Exception as exc:  # no running loop, or not a real awaitable
-            log.warning("l0: could not schedule callback %r: %r", fn, exc)
+            result = fn(*args)
+        except Exception as exc:
+            self.failed(name, exc)
             return
-        _pending.add(task)
-        task.add_done_callback(_done)
+        if result is not None and inspect.isawaitable(result):
+            _schedule(result, lambda task: self._async_done(name, task))
+
+    def _async_done(self, name: str, task: asyncio.Task[Any]) -> None:
+        _pending.discard(task)
+        if not task.cancelled():
+            exc = task.exception()
+            if isinstance(exc, Exception):
+                self.failed(name, exc)
+
+    def failed(self, name: str, exc: Exception) -> None:
+        seen = self.counts.get(name, 0)
+        self.counts[name] = seen + 1
+        if not seen:
+            log.warning(
+                "l0: %s raised %r; the stream goes on, and further errors from %s in this "
+                "session are counted in state.callback_errors, not logged",
+                name, exc, name, exc_info=exc,
+            )
 
 
 class Callbacks:
     """The user's callbacks, as one observability listener."""
 
-    __slots__ = CALLBACK_NAMES
+    __slots__ = (*CALLBACK_NAMES, "isolation")
 
     on_start: Callable[..., Any] | None
     on_complete: Callable[..., Any] | None
@@ -86,9 +132,14 @@ class Callbacks:
     on_tool_call: Callable[..., Any] | None
     on_token: Callable[..., Any] | None
 
-    def __init__(self, callbacks: Mapping[str, Callable[..., Any] | None]) -> None:
+    def __init__(
+        self,
+        callbacks: Mapping[str, Callable[..., Any] | None],
+        isolation: Isolation | None = None,
+    ) -> None:
         for name in CALLBACK_NAMES:
             setattr(self, name, callbacks.get(name))
+        self.isolation = isolation if isolation is not None else Isolation()
 
     @property
     def wants_events(self) -> bool:
@@ -100,45 +151,46 @@ class Callbacks:
 
     def on_consumer_event(self, event: Event) -> None:
         if self.on_stream_event is not None:
-            safe_call(self.on_stream_event, event)
+            self.isolation.call("on_stream_event", self.on_stream_event, event)
 
     def __call__(self, ev: ObservabilityEvent) -> None:
         t = ev.type
         m = ev.meta
+        call = self.isolation.call
         if t is T.SESSION_START or t is T.ATTEMPT_START:
             if self.on_start is not None:
-                safe_call(self.on_start, m["attempt"], m["isRetry"], m["isFallback"])
+                call("on_start", self.on_start, m["attempt"], m["isRetry"], m["isFallback"])
         elif t is T.FALLBACK_START:
             if self.on_start is not None:
-                safe_call(self.on_start, 1, False, True)
+                call("on_start", self.on_start, 1, False, True)
             if self.on_fallback is not None:
-                safe_call(self.on_fallback, m["toIndex"] - 1, m["reason"])
+                call("on_fallback", self.on_fallback, m["toIndex"] - 1, m["reason"])
         elif t is T.RETRY_ATTEMPT:
             if self.on_retry is not None:
-                safe_call(self.on_retry, m["attempt"] + 1, m["reason"])
+                call("on_retry", self.on_retry, m["attempt"] + 1, m["reason"])
         elif t is T.ERROR:
             if self.on_error is not None:
-                safe_call(self.on_error, m["_error"], m["willRetry"], m["willFallback"])
+                call("on_error", self.on_error, m["_error"], m["willRetry"], m["willFallback"])
         elif t is T.COMPLETE:
             if self.on_complete is not None:
-                safe_call(self.on_complete, m["_state"])
+                call("on_complete", self.on_complete, m["_state"])
         elif t is T.CHECKPOINT_SAVED:
             if self.on_checkpoint is not None:
-                safe_call(self.on_checkpoint, m["checkpoint"], m["tokenCount"])
+                call("on_checkpoint", self.on_checkpoint, m["checkpoint"], m["tokenCount"])
         elif t is T.RESUME_START:
             if self.on_resume is not None:
-                safe_call(self.on_resume, m["checkpoint"], m["tokenCount"])
+                call("on_resume", self.on_resume, m["checkpoint"], m["tokenCount"])
         elif t is T.TIMEOUT_TRIGGERED:
             if self.on_timeout is not None:
-                safe_call(self.on_timeout, m["timeoutType"], m["elapsedMs"] / 1000.0)
+                call("on_timeout", self.on_timeout, m["timeoutType"], m["elapsedMs"] / 1000.0)
         elif t is T.ABORT_COMPLETED:
             if self.on_abort is not None:
-                safe_call(self.on_abort, m["tokenCount"], m["contentLength"])
+                call("on_abort", self.on_abort, m["tokenCount"], m["contentLength"])
         elif t is T.GUARDRAIL_RULE_RESULT:
             if self.on_violation is not None and not m["passed"]:
-                safe_call(self.on_violation, m["_violation"])
+                call("on_violation", self.on_violation, m["_violation"])
         elif t is T.DRIFT_CHECK_RESULT:
             if self.on_drift is not None and m["detected"]:
-                safe_call(self.on_drift, list(m["types"]), m["score"])
+                call("on_drift", self.on_drift, list(m["types"]), m["score"])
         elif t is T.TOOL_REQUESTED and self.on_tool_call is not None:
-            safe_call(self.on_tool_call, m["toolName"], m["toolCallId"], m["arguments"])
+            call("on_tool_call", self.on_tool_call, m["toolName"], m["toolCallId"], m["arguments"])

@@ -26,6 +26,7 @@ class State:
         "_joined_n",
         "aborted",
         "attempt",
+        "callback_errors",
         "checkpoint_parts",
         "completed",
         "continuation_used",
@@ -81,6 +82,9 @@ class State:
         self.first_token_at: float | None = None
         self.last_token_at: float | None = None
         self.duration: float | None = None
+        # failures of observers and callbacks in this session, by name (the first of each
+        # is logged with its traceback, the rest only counted here)
+        self.callback_errors: dict[str, int] = {}
 
     @property
     def content(self) -> str:

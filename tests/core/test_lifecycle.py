@@ -288,7 +288,8 @@ async def test_every_callback_can_fire() -> None:
                      on_abort=make("on_abort"))
     await stream2.read()
     assert fired["on_tool_call"] == [("f", "c", {})]
-    assert fired["on_timeout"] == [("inter", 0.05)]
+    assert [kind for kind, _ in fired["on_timeout"]] == ["inter"]
+    assert 0.05 <= fired["on_timeout"][0][1] < 0.1  # the time that passed, not the limit
     assert fired["on_drift"] == [(["repetition"], 0.8)]
 
 

@@ -27,7 +27,9 @@ async def test_stall_before_first_token_times_out_and_retries() -> None:
         l0.ErrorCode.INITIAL_TOKEN_TIMEOUT
     ]
     assert source.calls == 2 and source.all_closed
-    assert seen == [("initial", 0.1)]
+    # on_timeout gets the time that passed without a token (at least the limit)
+    assert [kind for kind, _ in seen] == ["initial"]
+    assert 0.1 <= seen[0][1] < 0.2
     assert rec.of("TIMEOUT_TRIGGERED")[0]["configuredMs"] == 100.0
 
 
