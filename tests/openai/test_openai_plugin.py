@@ -18,7 +18,8 @@ def test_found_through_the_entry_point() -> None:
     host = plugins.get_host()
     (record,) = [r for r in host.records if r.distribution == "l0-openai"]
     assert record.name == "openai" and record.status == "loaded"
-    assert record.hooks == ["l0_classify_error", "l0_register_adapters", "l0_wrap_client"]
+    assert record.hooks == ["l0_classify_error", "l0_register_adapters",
+                            "l0_register_demo_scenarios", "l0_wrap_client"]
     assert record.version == l0_openai.__version__
     assert set(host.registry("adapters").names()) >= {"openai", "openai-responses"}
 
