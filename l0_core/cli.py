@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from l0_core.plugins.config import EffectiveConfig
+    from l0_core.plugins.host import PluginHost, PluginRecord
 
 __all__ = ["main"]
 
@@ -87,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _plugins(as_json: bool, show_all: bool, out: TextIO) -> int:
-    from l0_core.plugins.host import KINDS, get_host
+    from l0_core.plugins.host import get_host
 
     host = get_host()
     host.build_all()
@@ -99,24 +100,45 @@ def _plugins(as_json: bool, show_all: bool, out: TextIO) -> int:
     if not records:
         out.write("No third-party plugins installed (l0 plugins --all shows the built-ins).\n")
     else:
-        rows = [(r.name, r.distribution or "-", r.version or "-", r.status) for r in records]
-        header = ("PLUGIN", "DISTRIBUTION", "VERSION", "STATUS")
-        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-        out.write(_row(header, widths))
-        for record, row in zip(records, rows, strict=True):
-            out.write(_row(row, widths))
-            details: list[tuple[str, str]] = []
-            if record.hooks:
-                details.append(("hooks", ", ".join(record.hooks)))
-            for kind in KINDS:
-                names = record.registered.get(kind)
-                if names:
-                    details.append((_KIND_LABELS[kind], ", ".join(names)))
-            if record.reason:
-                details.append(("reason", " ".join(record.reason.split())))
-            label_width = max((len(label) for label, _ in details), default=0)
-            for label, text in details:
-                out.write(f"    {label + ':':<{label_width + 1}} {text}\n")
+        _plugin_table(records, out)
+    conflicts = _conflicts(host)
+    if conflicts:
+        out.write("\nConflicts:\n" + "\n".join(conflicts) + "\n")
+    return EXIT_OK
+
+
+def _plugin_table(records: Sequence[PluginRecord], out: TextIO) -> None:
+    """One row per plugin, then its hooks, names and failure reason, indented."""
+    rows = [(r.name, r.distribution or "-", r.version or "-", r.status) for r in records]
+    header = ("PLUGIN", "DISTRIBUTION", "VERSION", "STATUS")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    out.write(_row(header, widths))
+    for record, row in zip(records, rows, strict=True):
+        out.write(_row(row, widths))
+        details = _plugin_details(record)
+        label_width = max((len(label) for label, _ in details), default=0)
+        for label, text in details:
+            out.write(f"    {label + ':':<{label_width + 1}} {text}\n")
+
+
+def _plugin_details(record: PluginRecord) -> list[tuple[str, str]]:
+    from l0_core.plugins.host import KINDS
+
+    details: list[tuple[str, str]] = []
+    if record.hooks:
+        details.append(("hooks", ", ".join(record.hooks)))
+    for kind in KINDS:
+        names = record.registered.get(kind)
+        if names:
+            details.append((_KIND_LABELS[kind], ", ".join(names)))
+    if record.reason:
+        details.append(("reason", " ".join(record.reason.split())))
+    return details
+
+
+def _conflicts(host: PluginHost) -> list[str]:
+    from l0_core.plugins.host import KINDS
+
     conflicts = []
     for kind in KINDS:
         registry = host.registry(kind)
@@ -126,9 +148,7 @@ def _plugins(as_json: bool, show_all: bool, out: TextIO) -> int:
                 f"  {_KIND_SINGULAR[kind]} {name!r} is registered by {' and '.join(owners)}; "
                 f"it cannot be used until one is uninstalled or blocked (L0_DISABLE_PLUGINS)"
             )
-    if conflicts:
-        out.write("\nConflicts:\n" + "\n".join(conflicts) + "\n")
-    return EXIT_OK
+    return conflicts
 
 
 def _row(cells: Sequence[str], widths: Sequence[int]) -> str:
