@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 import l0_core
 from l0_core.errors import ConfigError
+from l0_core.runtime.arguments import check_options
 from l0_core.runtime.continuation import Resume
 from l0_openai.adapter import ChatCompletionsAdapter, ResponsesAdapter
 
@@ -114,12 +115,17 @@ class _Target:
 def _targets(fallbacks: Any) -> list[_Target]:
     if fallbacks is None:
         return []
+    if isinstance(fallbacks, str):  # a str is a Sequence: it would be read letter by letter
+        raise ConfigError(
+            f"fallbacks must be a list, not the str {fallbacks!r}; for another model write "
+            f"fallbacks=[{{'model': {fallbacks!r}}}]"
+        )
     if isinstance(fallbacks, Mapping) or _is_client(fallbacks) or not isinstance(
         fallbacks, Sequence
     ):
         fallbacks = [fallbacks]
     out = []
-    for entry in fallbacks:
+    for index, entry in enumerate(fallbacks):
         if isinstance(entry, Mapping):
             overrides = dict(entry)
             client = overrides.pop("client", None)
@@ -135,21 +141,24 @@ def _targets(fallbacks: Any) -> list[_Target]:
         elif callable(entry):
             out.append(_Target(factory=entry))
         else:
+            example = repr(entry) if isinstance(entry, str) else "'gpt-4o-mini'"
             raise ConfigError(
-                f"a fallback must be a mapping of request overrides (such as "
-                f"{{'model': 'gpt-4o-mini'}}), an AsyncOpenAI client or a stream factory, not "
+                f"fallbacks[{index}] must be a mapping of request overrides (such as "
+                f"{{'model': {example}}}), an AsyncOpenAI client or a stream factory, not "
                 f"a {type(entry).__name__}"
             )
     return out
 
 
 def _check_options(options: Mapping[str, Any]) -> None:
+    """Unknown and wrong options fail when the client is wrapped, not when a stream runs."""
     unknown = sorted(set(options) - _RUN_OPTIONS)
     if unknown:
         raise ConfigError(
             f"unknown l0.wrap option(s): {', '.join(unknown)}; the options are those of "
             f"l0.run: {', '.join(sorted(_RUN_OPTIONS))}"
         )
+    check_options(options)
 
 
 def _factory(kind: Kind, client: Any, request: Mapping[str, Any]) -> Callable[..., Any]:

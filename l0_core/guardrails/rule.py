@@ -22,9 +22,11 @@ severity / recoverable     effect
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
+
+from l0_core.errors import ConfigError
 
 __all__ = [
     "CustomPatternRule",
@@ -220,11 +222,28 @@ def _create_one(item: Any) -> Rule:
     if callable(item):
         made: Rule = item()
         return made
-    raise TypeError(f"not a guardrail rule: {item!r}")
+    raise ConfigError(
+        f"not a guardrail rule: {item!r}; a guardrail is a rule or preset name, an "
+        f"l0.Guardrails entry, a rule class or factory, or an object with check_delta / "
+        f"check_complete"
+    )
 
 
-def create_rules(items: Iterable[Any] | None) -> list[Rule]:
-    """Fresh rule objects for one session; preset names expand to their rules."""
+def create_rules(items: Iterable[Any] | str | None) -> list[Rule]:
+    """Fresh rule objects for one session; preset names expand to their rules.
+
+    ``items`` is a list of rules, or one rule or preset name (``"json"``,
+    ``"recommended"``): a str is one name, never a list of one-letter names.
+    """
+    if items is None:
+        return []
+    if isinstance(items, str):
+        items = (items,)
+    elif isinstance(items, Mapping) or not isinstance(items, Iterable):
+        raise ConfigError(
+            f"guardrails must be a list of rules or a rule or preset name (such as "
+            f"'recommended' or l0.Guardrails.recommended()), not a {type(items).__name__}"
+        )
     if not items:
         return []
     from l0_core.guardrails.rules.presets import expand

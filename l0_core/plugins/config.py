@@ -26,6 +26,7 @@ seconds) and ``adapter`` (a plugin name). Environment variables:
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 import tomllib
@@ -38,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from l0_core.errors import ConfigError
 from l0_core.guardrails.rule import RuleSpec
+from l0_core.guardrails.rules.presets import is_preset
 from l0_core.runtime.options import Timeout
 from l0_core.runtime.retry import Retry
 
@@ -144,8 +146,20 @@ def _format_validation(err: ValidationError, where: str) -> str:
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"] if p not in ("function-before",))
-        lines.append(f"{where}: key '{loc}': {e['msg']}")
+        nested = e.get("ctx", {}).get("error")
+        if isinstance(nested, ConfigError):  # a checked model's table, such as [timeout]
+            lines.append(_keys_message(nested, where, loc))
+        else:
+            lines.append(f"{where}: key '{loc}': {e['msg']}")
     return "; ".join(lines)
+
+
+def _keys_message(error: ConfigError, where: str, table: str) -> str:
+    """A checked model's error (Retry, Timeout) told as the keys of ``table`` in ``where``."""
+    problems = error.metadata.get("problems")
+    if not problems:
+        return f"{where}: key '{table}': {error.message}"
+    return "; ".join(f"{where}: key '{table}.{key}' {wrong}" for key, wrong in problems)
 
 
 def _parse_layer(data: dict[str, Any], where: str) -> FileConfig:
@@ -295,11 +309,16 @@ def _resolve(merged: dict[str, Any], sources: dict[str, str]) -> EffectiveConfig
     if "retry" in merged:
         policy = merged["retry"]["policy"]
         options = merged["retry"]["options"]
-        factory = _named(host, "retry_policies", policy, sources.get("retry"))
+        where = sources.get("retry", "config")
+        factory = _named(host, "retry_policies", policy, where)
         try:
             retry = factory(**options)
-        except (ValidationError, TypeError) as exc:
-            detail = (_format_validation(exc, sources.get("retry", "config"))
+        except ConfigError as exc:  # Retry's own check: names the option and what it accepts
+            raise ConfigError(
+                f"retry policy {policy!r}: {_keys_message(exc, where, 'retry')}"
+            ) from None
+        except (ValidationError, TypeError) as exc:  # a plugin's policy factory
+            detail = (_format_validation(exc, where)
                       if isinstance(exc, ValidationError) else str(exc))
             raise ConfigError(f"retry policy {policy!r}: {detail}") from None
         raw["retry"] = {"policy": policy, **options}
@@ -307,14 +326,17 @@ def _resolve(merged: dict[str, Any], sources: dict[str, str]) -> EffectiveConfig
     if "timeout" in merged:
         try:
             timeout = Timeout(**merged["timeout"])
-        except ValidationError as exc:
-            raise ConfigError(_format_validation(exc, sources.get("timeout", "config"))) from None
+        except ConfigError as exc:
+            raise ConfigError(
+                _keys_message(exc, sources.get("timeout", "config"), "timeout")
+            ) from None
         raw["timeout"] = timeout.model_dump()
     guardrails = None
     if merged.get("guardrails") is not None:
         guardrails = []
         for ref in merged["guardrails"]:
-            _named(host, "guardrails", ref.name, sources.get("guardrails"))
+            factory = _named(host, "guardrails", ref.name, sources.get("guardrails"))
+            _check_plugin_options("guardrail", ref, factory, sources.get("guardrails"))
             guardrails.append(RuleSpec(ref.name, dict(ref.options)))
         raw["guardrails"] = [r.name if not r.options else {"name": r.name, **r.options}
                              for r in merged["guardrails"]]
@@ -323,6 +345,7 @@ def _resolve(merged: dict[str, Any], sources: dict[str, str]) -> EffectiveConfig
         observers = []
         for ref in merged["observers"]:
             factory = _named(host, "observers", ref.name, sources.get("observers"))
+            _check_plugin_options("observer", ref, factory, sources.get("observers"))
             observers.append(_ObserverSpec(factory, dict(ref.options)))
         raw["observers"] = [r.name for r in merged["observers"]]
     adapter = merged.get("adapter")
@@ -331,6 +354,39 @@ def _resolve(merged: dict[str, Any], sources: dict[str, str]) -> EffectiveConfig
             _named(host, "adapters", adapter, sources.get("adapter"))
         raw["adapter"] = adapter
     return EffectiveConfig(retry, timeout, guardrails, observers, adapter, sources, raw)
+
+
+def _check_plugin_options(kind: str, ref: PluginRef, factory: Any, where: str | None) -> None:
+    """Options a plugin's factory cannot take fail now, not when a session creates it.
+
+    A guardrail rule is made once to check them (every session makes its own
+    anyway, and built-in rules check their options in ``__init__``). An
+    observer is not made (it may open a connection): only its signature is
+    checked, and one that takes ``**options`` checks them when a session starts.
+    """
+    if ref.options and is_preset(ref.name):
+        raise ConfigError(
+            f"{where or 'config'}: the guardrail preset {ref.name!r} takes no options (got "
+            f"{', '.join(sorted(ref.options))}); list its rules with their options instead"
+        )
+    if kind == "guardrail" and ref.options:
+        try:
+            factory(**ref.options)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"{where or 'config'}: guardrail {ref.name!r} does not take these options: {exc}"
+            ) from None
+        return
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # a builtin or C callable: nothing to check against
+        return
+    try:
+        signature.bind(**ref.options)
+    except TypeError as exc:
+        raise ConfigError(
+            f"{where or 'config'}: {kind} {ref.name!r} does not take these options: {exc}"
+        ) from None
 
 
 def _named(host: Any, kind: str, name: str, where: str | None) -> Any:

@@ -6,6 +6,11 @@ guardrails, drift, incomplete output, unknown provider errors) and
 timeouts, 429, 5xx); ``max_retries`` caps both together. The ``k``-th retry of
 a budget (``k`` from 0) waits ``delay(k)``: the first retry waits the base
 delay, not twice it.
+
+With a fallback left, a model that keeps failing is given up after
+``fallback_after`` retries (of either budget) rather than after its full budgets,
+so that a dead model costs a few requests and seconds, not a minute; the last
+model (or the only one) keeps the full budgets.
 """
 
 from __future__ import annotations
@@ -15,15 +20,19 @@ import inspect
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from l0_core.errors import ErrorCode, L0Error
+from l0_core.runtime.options import CheckedModel
 
 __all__ = ["Backoff", "Retry", "RetryContext", "backoff_delay", "instant_backoff_enabled"]
 
 Backoff = Literal["exponential", "linear", "fixed", "full-jitter", "fixed-jitter"]
+
+_RETRIES = "a whole number of retries, 0 or more"
+_SECONDS = "a number of seconds, 0 or more"
 
 _instant = False
 
@@ -74,12 +83,16 @@ def backoff_delay(
     return grown / 2.0 + rng() * grown / 2.0  # fixed-jitter
 
 
-class Retry(BaseModel):
+class Retry(CheckedModel):
     """How a session retries. All durations are in seconds.
 
     :param attempts: retries for model/content failures (alias ``max_attempts``).
     :param network_attempts: retries for network/transient failures.
     :param max_retries: absolute cap on all retries of one stream.
+    :param fallback_after: with a fallback left, the retries (of either budget)
+        a model gets before the session moves to the next model; the default
+        2 makes at most 3 requests per model. The last model keeps the full
+        budgets.
     :param base_delay: the first retry's delay. :param max_delay: cap on any delay.
     :param strategy: ``exponential``, ``linear``, ``fixed``, ``full-jitter`` or ``fixed-jitter``.
     :param error_type_delays: base delay per error code (e.g. ``{"RATE_LIMITED": 2.0}``).
@@ -96,9 +109,26 @@ class Retry(BaseModel):
         frozen=True, extra="forbid", arbitrary_types_allowed=True, populate_by_name=True
     )
 
+    ACCEPTS: ClassVar[Mapping[str, str]] = {
+        "attempts": _RETRIES,
+        "network_attempts": _RETRIES,
+        "max_retries": _RETRIES,
+        "fallback_after": _RETRIES,
+        "base_delay": _SECONDS,
+        "max_delay": _SECONDS,
+        "strategy": "one of 'exponential', 'linear', 'fixed', 'full-jitter', 'fixed-jitter'",
+        "error_type_delays": "a mapping of error codes (such as 'RATE_LIMITED') to seconds, "
+        "or None",
+        "retry_on": "a set of error codes (such as {'RATE_LIMITED'}), or None",
+        "max_retry_after": _SECONDS,
+        "should_retry": "a function (error, state, attempt, category) -> bool, or None",
+        "calculate_delay": "a function (RetryContext) -> seconds or None, or None",
+    }
+
     attempts: int = Field(3, ge=0, alias="max_attempts")
     network_attempts: int = Field(6, ge=0)
     max_retries: int = Field(6, ge=0)
+    fallback_after: int = Field(2, ge=0)
     base_delay: float = Field(1.0, ge=0)
     max_delay: float = Field(10.0, ge=0)
     strategy: Backoff = "fixed-jitter"
@@ -119,43 +149,55 @@ class Retry(BaseModel):
 
     # -- presets ---------------------------------------------------------------------------
 
+    # fallback_after: how soon each preset gives a failing model up for the next fallback.
+
     @classmethod
     def minimal(cls, **overrides: Any) -> Retry:
-        return cls(**{"attempts": 2, "max_retries": 4, "strategy": "linear", **overrides})
+        """Few retries: one more request per model before a fallback."""
+        return cls(**{"attempts": 2, "max_retries": 4, "fallback_after": 1,
+                      "strategy": "linear", **overrides})
 
     @classmethod
     def recommended(cls, **overrides: Any) -> Retry:
-        return cls(**{"attempts": 3, "max_retries": 6, "strategy": "fixed-jitter", **overrides})
+        """At most 3 requests per model and about 3 s of backoff before a fallback."""
+        return cls(**{"attempts": 3, "max_retries": 6, "fallback_after": 2,
+                      "strategy": "fixed-jitter", **overrides})
 
     @classmethod
     def strict(cls, **overrides: Any) -> Retry:
-        return cls(**{"attempts": 3, "max_retries": 6, "strategy": "full-jitter", **overrides})
+        return cls(**{"attempts": 3, "max_retries": 6, "fallback_after": 2,
+                      "strategy": "full-jitter", **overrides})
 
     @classmethod
     def exponential(cls, **overrides: Any) -> Retry:
+        """Patient: 4 requests per model (1 + 2 + 4 s of backoff) before a fallback."""
         return cls(
-            **{"attempts": 4, "network_attempts": 8, "max_retries": 8,
+            **{"attempts": 4, "network_attempts": 8, "max_retries": 8, "fallback_after": 3,
                "strategy": "exponential", **overrides}
         )
 
     @classmethod
     def mobile(cls, **overrides: Any) -> Retry:
+        """Flaky networks: another model does not fix the connection, so 4 requests first."""
         return cls(
-            **{"attempts": 3, "max_retries": 6, "max_delay": 15.0, "strategy": "full-jitter",
+            **{"attempts": 3, "max_retries": 6, "fallback_after": 3, "max_delay": 15.0,
+               "strategy": "full-jitter",
                "error_type_delays": {"NETWORK_ERROR": 2.5, "TIMEOUT": 3.0}, **overrides}
         )
 
     @classmethod
     def edge(cls, **overrides: Any) -> Retry:
+        """Short time budgets at the edge: one retry, then the fallback."""
         return cls(
-            **{"attempts": 3, "max_retries": 6, "base_delay": 0.5, "max_delay": 5.0,
-               "strategy": "fixed-jitter",
+            **{"attempts": 3, "max_retries": 6, "fallback_after": 1, "base_delay": 0.5,
+               "max_delay": 5.0, "strategy": "fixed-jitter",
                "error_type_delays": {"INITIAL_TOKEN_TIMEOUT": 1.5, "TIMEOUT": 1.5}, **overrides}
         )
 
     @classmethod
     def none(cls, **overrides: Any) -> Retry:
-        return cls(**{"attempts": 0, "network_attempts": 0, "max_retries": 0, **overrides})
+        return cls(**{"attempts": 0, "network_attempts": 0, "max_retries": 0,
+                      "fallback_after": 0, **overrides})
 
     def delay_for(self, error: L0Error, k: int) -> float:
         """L0's own delay before retry ``k`` of ``error``'s budget (Retry-After wins)."""
