@@ -111,13 +111,21 @@ class Attempt:
         """The events of the item read by :meth:`open` (its raw copy is already kept)."""
         if item is END:
             return ()
-        r = item if self.feed is None else self.feed(item)
+        return self.step(item, item if self.feed is None else self.feed(item))
+
+    # -- per item (the loops inline the common case) -----------------------------------------
+
+    @property
+    def fast(self) -> bool:
+        """Whether the loops may take text inline: past the first token, nothing held."""
+        return not self.waiting_first and (self.dedup is None or self.dedup.done)
+
+    def step(self, item: Any, r: Any) -> Sequence[Event]:
+        """The events of one item, ``r`` being what the adapter made of it."""
         if type(r) is str:
             tok = self.text(r)
             return (tok,) if tok is not None else ()
         return self.other(item, r)
-
-    # -- per item (the loops inline the common case) -----------------------------------------
 
     def text(self, r: str) -> Token | None:
         """A piece of text: deduplicated, checked, recorded, announced; ``None`` if held."""
@@ -137,8 +145,8 @@ class Attempt:
         if self.waiting_first:
             self.first_token()
         tok = Token(r)
-        if s.per_token:
-            s.notify_token(r, tok)
+        if s.notify is not None:
+            s.notify(r, tok)
         return tok
 
     def _dedup(self, r: str) -> str:
@@ -206,7 +214,8 @@ class Attempt:
             return None
         st.parts.append(tail)
         tok = Token(tail)
-        self.session.notify_token(tail, tok)
+        if self.session.notify is not None:
+            self.session.notify(tail, tok)
         return tok
 
     def end(self) -> None:

@@ -91,7 +91,12 @@ class Isolation:
         except Exception as exc:
             self.failed(name, exc)
             return
-        if result is not None and inspect.isawaitable(result):
+        if result is not None:
+            self.scheduled(name, result)
+
+    def scheduled(self, name: str, result: Any) -> None:
+        """Run what a callback returned when it is a coroutine (not awaited by the stream)."""
+        if inspect.isawaitable(result):
             _schedule(result, lambda task: self._async_done(name, task))
 
     def _async_done(self, name: str, task: asyncio.Task[Any]) -> None:
@@ -154,43 +159,69 @@ class Callbacks:
             self.isolation.call("on_stream_event", self.on_stream_event, event)
 
     def __call__(self, ev: ObservabilityEvent) -> None:
-        t = ev.type
-        m = ev.meta
-        call = self.isolation.call
-        if t is T.SESSION_START or t is T.ATTEMPT_START:
-            if self.on_start is not None:
-                call("on_start", self.on_start, m["attempt"], m["isRetry"], m["isFallback"])
-        elif t is T.FALLBACK_START:
-            if self.on_start is not None:
-                call("on_start", self.on_start, 1, False, True)
-            if self.on_fallback is not None:
-                call("on_fallback", self.on_fallback, m["toIndex"] - 1, m["reason"])
-        elif t is T.RETRY_ATTEMPT:
-            if self.on_retry is not None:
-                call("on_retry", self.on_retry, m["attempt"] + 1, m["reason"])
-        elif t is T.ERROR:
-            if self.on_error is not None:
-                call("on_error", self.on_error, m["_error"], m["willRetry"], m["willFallback"])
-        elif t is T.COMPLETE:
-            if self.on_complete is not None:
-                call("on_complete", self.on_complete, m["_state"])
-        elif t is T.CHECKPOINT_SAVED:
-            if self.on_checkpoint is not None:
-                call("on_checkpoint", self.on_checkpoint, m["checkpoint"], m["tokenCount"])
-        elif t is T.RESUME_START:
-            if self.on_resume is not None:
-                call("on_resume", self.on_resume, m["checkpoint"], m["tokenCount"])
-        elif t is T.TIMEOUT_TRIGGERED:
-            if self.on_timeout is not None:
-                call("on_timeout", self.on_timeout, m["timeoutType"], m["elapsedMs"] / 1000.0)
-        elif t is T.ABORT_COMPLETED:
-            if self.on_abort is not None:
-                call("on_abort", self.on_abort, m["tokenCount"], m["contentLength"])
-        elif t is T.GUARDRAIL_RULE_RESULT:
-            if self.on_violation is not None and not m["passed"]:
-                call("on_violation", self.on_violation, m["_violation"])
-        elif t is T.DRIFT_CHECK_RESULT:
-            if self.on_drift is not None and m["detected"]:
-                call("on_drift", self.on_drift, list(m["types"]), m["score"])
-        elif t is T.TOOL_REQUESTED and self.on_tool_call is not None:
-            call("on_tool_call", self.on_tool_call, m["toolName"], m["toolCallId"], m["arguments"])
+        handler = _HANDLERS.get(ev.type)
+        if handler is not None:
+            handler(self, ev.meta)
+
+    def _call(self, name: str, *args: Any) -> None:
+        fn = getattr(self, name)
+        if fn is not None:
+            self.isolation.call(name, fn, *args)
+
+    def _start(self, m: Mapping[str, Any]) -> None:
+        self._call("on_start", m["attempt"], m["isRetry"], m["isFallback"])
+
+    def _fallback(self, m: Mapping[str, Any]) -> None:
+        self._call("on_start", 1, False, True)
+        self._call("on_fallback", m["toIndex"] - 1, m["reason"])
+
+    def _retry(self, m: Mapping[str, Any]) -> None:
+        self._call("on_retry", m["attempt"] + 1, m["reason"])
+
+    def _error(self, m: Mapping[str, Any]) -> None:
+        self._call("on_error", m["_error"], m["willRetry"], m["willFallback"])
+
+    def _complete(self, m: Mapping[str, Any]) -> None:
+        self._call("on_complete", m["_state"])
+
+    def _checkpoint(self, m: Mapping[str, Any]) -> None:
+        self._call("on_checkpoint", m["checkpoint"], m["tokenCount"])
+
+    def _resume(self, m: Mapping[str, Any]) -> None:
+        self._call("on_resume", m["checkpoint"], m["tokenCount"])
+
+    def _timeout(self, m: Mapping[str, Any]) -> None:
+        self._call("on_timeout", m["timeoutType"], m["elapsedMs"] / 1000.0)
+
+    def _abort(self, m: Mapping[str, Any]) -> None:
+        self._call("on_abort", m["tokenCount"], m["contentLength"])
+
+    def _violation(self, m: Mapping[str, Any]) -> None:
+        if not m["passed"]:
+            self._call("on_violation", m["_violation"])
+
+    def _drift(self, m: Mapping[str, Any]) -> None:
+        if m["detected"]:
+            self._call("on_drift", list(m["types"]), m["score"])
+
+    def _tool(self, m: Mapping[str, Any]) -> None:
+        self._call("on_tool_call", m["toolName"], m["toolCallId"], m["arguments"])
+
+
+# Which observability event each lifecycle callback derives from: the one place where
+# callbacks and events are tied together.
+_HANDLERS: dict[T, Callable[[Callbacks, Mapping[str, Any]], None]] = {
+    T.SESSION_START: Callbacks._start,
+    T.ATTEMPT_START: Callbacks._start,
+    T.FALLBACK_START: Callbacks._fallback,
+    T.RETRY_ATTEMPT: Callbacks._retry,
+    T.ERROR: Callbacks._error,
+    T.COMPLETE: Callbacks._complete,
+    T.CHECKPOINT_SAVED: Callbacks._checkpoint,
+    T.RESUME_START: Callbacks._resume,
+    T.TIMEOUT_TRIGGERED: Callbacks._timeout,
+    T.ABORT_COMPLETED: Callbacks._abort,
+    T.GUARDRAIL_RULE_RESULT: Callbacks._violation,
+    T.DRIFT_CHECK_RESULT: Callbacks._drift,
+    T.TOOL_REQUESTED: Callbacks._tool,
+}

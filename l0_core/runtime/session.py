@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from l0_core.context import EMPTY_CONTEXT, freeze
@@ -116,10 +116,8 @@ class Session:
         self.state.callback_errors = isolation.counts
         if keep_raw:
             self.state.raw_chunks = []
-        self.per_token = bool(  # work on every token beyond the check tick
-            keep_raw or token_listener is not None
-            or (callbacks is not None and (callbacks.on_token or callbacks.on_stream_event))
-        )
+        self.notify = self._pick_notify()  # per-token callbacks, or None
+        self.per_token = bool(keep_raw or self.notify is not None)  # work beyond the tick
         self.interval = self._interval()
         self.watchdog = Watchdog(timeout.initial_token, timeout.inter_token,
                                  progress=self.progress, reading=self.reading,
@@ -153,7 +151,7 @@ class Session:
 
     # -- the attempt driver ----------------------------------------------------------------
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def events(self) -> AsyncIterator[Event]:  # noqa: C901 (the loops stay inline: see above)
         self._begin()
         st = self.state
         attempt = Attempt(self, 0, 1, None)
@@ -166,32 +164,40 @@ class Session:
                         yield ev
                     if self.stop is not None:
                         raise self.stop
-                    it, feed, text = attempt.it, attempt.feed, attempt.text
-                    raw, other, plain = st.raw_chunks, attempt.other, attempt.plain
-                    ended = False
-                    if attempt.waiting_first or not plain:
+                    it, feed, step = attempt.it, attempt.feed, attempt.step
+                    append, new, plain = st.parts.append, object.__new__, attempt.plain
+                    if not (plain and attempt.fast):
+                        raw, tick, notify = st.raw_chunks, attempt.checks.tick_before, self.notify
+                        interval, left, fast = self.interval, attempt.left, attempt.fast
                         async for item in it:  # the general loop
                             if raw is not None:
                                 raw.append(item)
                             r = item if feed is None else feed(item)
-                            if type(r) is str:
-                                tok = text(r)
-                                if tok is None:
+                            if fast and type(r) is str:
+                                if not r:
                                     continue
+                                append(r)
+                                left -= 1
+                                if left <= 0:
+                                    tick()
+                                    left = interval
+                                tok = new(Token)
+                                tok.text = r
+                                if notify is not None:
+                                    notify(r, tok)
                                 yield tok
-                                if self.stop is not None:
-                                    raise self.stop
-                                if plain and not attempt.waiting_first:
-                                    break
-                            else:
-                                for ev in other(item, r):
+                            else:  # the first text, held text, non-text items
+                                attempt.left = left
+                                for ev in step(item, r):
                                     yield ev
-                                if self.stop is not None:
-                                    raise self.stop
+                                left, fast = attempt.left, attempt.fast
+                                if plain and fast and self.stop is None:
+                                    break  # the plain loop reads the rest
+                            if self.stop is not None:
+                                raise self.stop
                         else:
-                            ended = True
-                    if not ended:
-                        append, new = st.parts.append, object.__new__
+                            it = None  # the source ended
+                    if it is not None:
                         async for item in it:  # the plain loop
                             r = item if feed is None else feed(item)
                             if type(r) is str:
@@ -204,7 +210,7 @@ class Session:
                                     if self.stop is not None:
                                         raise self.stop
                             else:
-                                for ev in other(item, r):
+                                for ev in step(item, r):
                                     yield ev
                                 if self.stop is not None:
                                     raise self.stop
@@ -215,18 +221,9 @@ class Session:
                     attempt.end()
                     break
                 except (Exception, asyncio.CancelledError) as exc:
-                    err, decision, event = await self._fail(attempt, exc)
-                    if event is not None:
-                        yield event
-                    if err is not self.stop:
-                        self._raise_if_stopped()
-                    if not decision.goes_on:
-                        final = self._give_up(attempt, err, decision)
-                        raise final from final.__cause__
-                    discard = self._discard(attempt, err, decision)
-                    if discard is not None:
-                        yield discard
-                        self._raise_if_stopped()
+                    err, decision = await self._fail(attempt, exc)
+                    for ev in self._announce(attempt, err, decision):
+                        yield ev
                     attempt = await self._next(attempt, err, decision)
                 finally:
                     self.watchdog.disarm()
@@ -260,10 +257,8 @@ class Session:
 
     # -- when an attempt fails ---------------------------------------------------------------
 
-    async def _fail(
-        self, attempt: Attempt, raised: BaseException
-    ) -> tuple[L0Error, Decision, ErrorEvent | None]:
-        """Classify the failure, decide what comes next and report it."""
+    async def _fail(self, attempt: Attempt, raised: BaseException) -> tuple[L0Error, Decision]:
+        """Classify the failure and decide what comes next."""
         self.watchdog.disarm()
         exc = raised
         if isinstance(exc, asyncio.CancelledError):
@@ -286,11 +281,25 @@ class Session:
             self.errors_seen.append(bare)
             err = bare
         self._report(attempt, err, decision)
-        if err.code is ErrorCode.STREAM_ABORTED:  # the caller asked for it: no error event
-            return err, decision, None
-        event = ErrorEvent(err, decision.action == "retry", decision.action == "fallback")
-        self.on_consumer_event(event)
-        return err, decision, event
+        return err, decision
+
+    def _announce(self, attempt: Attempt, err: L0Error, decision: Decision) -> Iterator[Event]:
+        """What the consumer hears of a failure: the error event, then (unless the
+        session ends here) the discard of text that will not be kept. Between the two,
+        an abort or the total budget may end the session."""
+        if err.code is not ErrorCode.STREAM_ABORTED:  # (the caller asked for an abort)
+            event = ErrorEvent(err, decision.action == "retry", decision.action == "fallback")
+            self.on_consumer_event(event)
+            yield event
+        if err is not self.stop:
+            self._raise_if_stopped()
+        if not decision.goes_on:
+            final = self._give_up(attempt, err, decision)
+            raise final from final.__cause__
+        discard = self._discard(attempt, err, decision)
+        if discard is not None:
+            yield discard
+            self._raise_if_stopped()
 
     def _record(self, attempt: Attempt, err: L0Error) -> L0Error:
         st = self.state
@@ -492,19 +501,41 @@ class Session:
         for name, listener in self.listeners:
             call(name, listener, event)
 
-    def notify_token(self, text: str, token: Token) -> None:
+    def _pick_notify(self) -> Callable[[str, Token], None] | None:
+        cbs = self.callbacks
+        on_token = cbs.on_token if cbs is not None else None
+        on_stream_event = cbs.on_stream_event if cbs is not None else None
+        if on_stream_event is None and self.token_listener is None:
+            if on_token is None:
+                return None
+            failed, done = self.isolation.failed, self.isolation.scheduled
+
+            def on_token_only(text: str, token: Token) -> None:  # (one call per token)
+                try:
+                    result = on_token(text)
+                except Exception as exc:
+                    failed("on_token", exc)
+                    return
+                if result is not None:
+                    done("on_token", result)
+
+            return on_token_only
+        return self._notify_token
+
+    def _notify_token(self, text: str, token: Token) -> None:
         """Per-token callbacks and the ``TOKEN`` observability event (``on_event`` only)."""
         cbs = self.callbacks
+        call = self.isolation.call
         if cbs is not None:
             if cbs.on_token is not None:
-                self.isolation.call("on_token", cbs.on_token, text)
+                call("on_token", cbs.on_token, text)
             if cbs.on_stream_event is not None:
-                self.isolation.call("on_stream_event", cbs.on_stream_event, token)
+                call("on_stream_event", cbs.on_stream_event, token)
         if self.token_listener is not None:
             ts = self._wall0 + (_mono() - self._mono0) * 1000.0
             event = ObservabilityEvent(T.TOKEN, ts, self.stream_id, self.context,
                                        {"text": text, "index": len(self.state.parts) - 1})
-            self.isolation.call("on_event", self.token_listener, event)
+            call("on_event", self.token_listener, event)
 
     def on_consumer_event(self, event: Event) -> None:
         cbs = self.callbacks
