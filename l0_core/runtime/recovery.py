@@ -61,7 +61,7 @@ async def decide(s: Session, err: L0Error, index: int) -> Decision:
     )
     if exhausted:
         return _move_on(has_fallback, "Retries exhausted", "halt-exhausted")
-    if has_fallback and total >= getattr(r, "fallback_after", 2):  # another model may do better: fail over
+    if has_fallback and total >= r.fallback_after:  # another model may do better: move on
         return Decision("fallback", 0.0,
                         f"{total + 1} attempts failed; moving to the next model")
     if s.sources[index].bare:

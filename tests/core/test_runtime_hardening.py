@@ -12,12 +12,12 @@ import pytest
 
 import l0_core as l0
 from l0_core.testing import Script, ScriptedSource
-from tests.core.helpers import Recorder, consume
+from tests.core.helpers import Recorder
 
 pytestmark = pytest.mark.usefixtures("instant")
 
 
-# -- 1. guardrails are rebuilt for every attempt ----------------------------------------------
+# -- 1. guardrails are rebuilt for every attempt --------------------------------------------------
 
 
 async def test_rules_retired_in_one_attempt_check_the_next() -> None:
@@ -41,7 +41,7 @@ async def test_rules_retired_in_one_attempt_check_the_next() -> None:
     assert caught_alone.value.code is l0.ErrorCode.GUARDRAIL_VIOLATION
 
 
-# -- 2. the watchdog interrupts the read of whichever task drives the stream -------------------
+# -- 2. the watchdog interrupts the read of whichever task drives the stream ----------------------
 
 
 async def _stall_in_a_task(tokens: list[str]) -> AsyncIterator[str]:
@@ -148,7 +148,7 @@ async def test_a_bug_in_the_factory_is_not_retried() -> None:
     assert calls == 1
 
 
-# -- 6. aclose() from another task; read() twice ------------------------------------------------
+# -- 6. aclose() from another task; read() twice --------------------------------------------------
 
 
 async def test_aclose_from_another_task_ends_the_reader_quietly() -> None:
@@ -157,9 +157,7 @@ async def test_aclose_from_another_task_ends_the_reader_quietly() -> None:
     seen: list[str] = []
 
     async def reader() -> None:
-        async for event in stream:
-            if event.is_token:
-                seen.append(event.text or "")
+        seen.extend([event.text or "" async for event in stream if event.is_token])
 
     task = asyncio.create_task(reader())
     await asyncio.sleep(0.05)
@@ -186,7 +184,7 @@ async def test_read_twice_after_a_failure_raises_the_same_error() -> None:
     assert second.value is first.value
 
 
-# -- 7. TIMEOUT_TRIGGERED reports the time that passed ----------------------------------------------
+# -- 7. TIMEOUT_TRIGGERED reports the time that passed --------------------------------------------
 
 
 async def test_timeout_triggered_reports_elapsed_time() -> None:
@@ -214,7 +212,7 @@ async def test_total_timeout_reports_elapsed_time() -> None:
     assert 150.0 < fired["elapsedMs"] < 500.0  # measured, so never exactly the limit
 
 
-# -- 10. failing over quickly ------------------------------------------------------------------------
+# -- 10. failing over quickly ---------------------------------------------------------------------
 
 
 async def test_a_failing_model_with_a_fallback_moves_on_after_three_requests() -> None:
@@ -238,7 +236,7 @@ async def test_without_a_fallback_the_full_budget_stays() -> None:
     assert primary.calls == 1 + min(policy.network_attempts, policy.max_retries)
 
 
-# -- 11. a broken observer is logged once, with its name and traceback ---------------------------------
+# -- 11. a broken observer is logged once, with its name and traceback ----------------------------
 
 
 async def test_a_broken_observer_is_logged_once_then_counted(
@@ -272,7 +270,7 @@ async def test_a_broken_callback_is_logged_once(caplog: pytest.LogCaptureFixture
     assert stream.state.callback_errors == {"on_token": 3}
 
 
-# -- 14. the seed README's on_event example works as written --------------------------------------------
+# -- 14. the seed README's on_event example works as written --------------------------------------
 
 
 async def test_seed_on_event_example_prints_tokens_error_and_done(
