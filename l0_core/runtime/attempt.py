@@ -200,6 +200,13 @@ class Attempt:
 
     # -- the end ------------------------------------------------------------------------------
 
+    def finish(self) -> Sequence[Event]:
+        """The source ended: text still held back, then the end-of-attempt checks."""
+        self.session.watchdog.disarm()
+        tail = self.held_text()
+        self.end()  # (raises when the attempt failed after all: the tail is not delivered)
+        return (tail,) if tail is not None else ()
+
     def held_text(self) -> Token | None:
         """Text the deduplication still holds when the source ends, as a last token."""
         dedup = self.dedup

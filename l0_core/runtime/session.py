@@ -214,11 +214,8 @@ class Session:
                                     yield ev
                                 if self.stop is not None:
                                     raise self.stop
-                    self.watchdog.disarm()
-                    tail = attempt.held_text()
-                    if tail is not None:
-                        yield tail
-                    attempt.end()
+                    for ev in attempt.finish():
+                        yield ev
                     break
                 except (Exception, asyncio.CancelledError) as exc:
                     err, decision = await self._fail(attempt, exc)

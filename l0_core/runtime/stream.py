@@ -213,17 +213,11 @@ def run(
 
     cfg = defaults_for_run(config)
     isolation = Isolation()
-    listeners: list[Listener] = []
-    if on_event is not None:
-        listeners.append(("on_event", on_event))
-    chosen = observers if observers is not None else cfg.observers
-    if chosen:
-        listeners.extend(_observer_listener(observer) for observer in chosen)
     callbacks = None
     if callbacks_given is not _NO_CALLBACKS:
         callbacks = Callbacks(callbacks_given, isolation)
-        if callbacks.wants_events:
-            listeners.append(("callbacks", callbacks))
+    listeners = _listeners(on_event, observers if observers is not None else cfg.observers,
+                           callbacks)
     sources = [Source(stream), *(Source(f) for f in fallbacks or ())]
     session = Session(
         sources,
@@ -246,6 +240,22 @@ def run(
         isolation=isolation,
     )
     return Stream(session)
+
+
+def _listeners(
+    on_event: Callable[[ObservabilityEvent], Any] | None,
+    observers: Iterable[Any] | None,
+    callbacks: Callbacks | None,
+) -> list[Listener]:
+    """The session's observability listeners, each with a name for the logs."""
+    listeners: list[Listener] = []
+    if on_event is not None:
+        listeners.append(("on_event", on_event))
+    if observers:
+        listeners.extend(_observer_listener(observer) for observer in observers)
+    if callbacks is not None and callbacks.wants_events:
+        listeners.append(("callbacks", callbacks))
+    return listeners
 
 
 def _retry_policy(retry: Retry | str | None, configured: Retry) -> Retry:
