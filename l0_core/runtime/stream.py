@@ -13,7 +13,7 @@ from l0_core.events import ObservabilityEventType as T
 from l0_core.guardrails.rule import Violation
 from l0_core.runtime.arguments import check_run_arguments
 from l0_core.runtime.continuation import Continuation
-from l0_core.runtime.lifecycle import Callbacks, Isolation
+from l0_core.runtime.lifecycle import CALLBACK_NAMES, Callbacks, Isolation
 from l0_core.runtime.options import CheckIntervals, Timeout
 from l0_core.runtime.retry import Retry
 from l0_core.runtime.session import Listener, Session
@@ -186,21 +186,12 @@ def run(
     ``[tool.l0]``, ``L0_*`` variables). Wrong arguments raise ``ConfigError`` here,
     not while the stream is read.
     """
-    callbacks_given: Mapping[str, Any] = _NO_CALLBACKS
-    if not (  # the common case, checked without building a dict
-        on_start is None and on_complete is None and on_error is None
-        and on_stream_event is None and on_violation is None and on_retry is None
-        and on_fallback is None and on_resume is None and on_checkpoint is None
-        and on_timeout is None and on_abort is None and on_drift is None
-        and on_tool_call is None and on_token is None
-    ):
-        callbacks_given = {
-            "on_start": on_start, "on_complete": on_complete, "on_error": on_error,
-            "on_stream_event": on_stream_event, "on_violation": on_violation,
-            "on_retry": on_retry, "on_fallback": on_fallback, "on_resume": on_resume,
-            "on_checkpoint": on_checkpoint, "on_timeout": on_timeout, "on_abort": on_abort,
-            "on_drift": on_drift, "on_tool_call": on_tool_call, "on_token": on_token,
-        }
+    given = (on_start, on_complete, on_error, on_stream_event, on_violation, on_retry,
+             on_fallback, on_resume, on_checkpoint, on_timeout, on_abort, on_drift,
+             on_tool_call, on_token)  # in the order of CALLBACK_NAMES
+    callbacks_given: Mapping[str, Any] = (
+        _NO_CALLBACKS if given.count(None) == len(given) else dict(zip(CALLBACK_NAMES, given, strict=True))
+    )
     check_run_arguments(
         stream=stream, fallbacks=fallbacks, retry=retry, timeout=timeout, guardrails=guardrails,
         drift_action=drift_action, check_intervals=check_intervals,
@@ -220,24 +211,16 @@ def run(
                            callbacks)
     sources = [Source(stream), *(Source(f) for f in fallbacks or ())]
     session = Session(
-        sources,
-        retry=_retry_policy(retry, cfg.retry),
+        sources, retry=_retry_policy(retry, cfg.retry),
         timeout=timeout or cfg.timeout or _default_timeout(),
         guardrails=guardrails if guardrails is not None else cfg.guardrails,
-        drift=drift,
-        drift_action=drift_action,
+        drift=drift, drift_action=drift_action,
         intervals=check_intervals or _default_intervals(),
         continuation=_continuation(continue_from_last_good_token),
         build_continuation_prompt=build_continuation_prompt,
-        adapter=adapter if adapter is not None else cfg.adapter,
-        adapter_options=adapter_options,
-        context=context,
-        keep_raw=keep_raw,
-        detect_zero_tokens=detect_zero_tokens,
-        listeners=listeners,
-        token_listener=on_event,
-        callbacks=callbacks,
-        isolation=isolation,
+        adapter=adapter if adapter is not None else cfg.adapter, adapter_options=adapter_options,
+        context=context, keep_raw=keep_raw, detect_zero_tokens=detect_zero_tokens,
+        listeners=listeners, token_listener=on_event, callbacks=callbacks, isolation=isolation,
     )
     return Stream(session)
 
