@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, NoReturn
 
 import orjson
 
@@ -146,6 +146,26 @@ _LITERALS = {"t": "true", "f": "false", "n": "null"}
 
 def _show(c: str) -> str:
     return repr(c)
+
+
+class _Rejected(Exception):
+    """An impossible character at ``at`` (an index in the text being scanned): raised by
+    the scanner's steps, turned into the rule's violation by ``JsonRule._run``."""
+
+    def __init__(self, at: int, message: str) -> None:
+        super().__init__(message)
+        self.at = at
+        self.message = message
+
+
+def _reject_value_start(c: str, i: int, stack: list[str]) -> NoReturn:
+    """``c`` cannot start a value here: a closer, or a scalar as the root."""
+    if c == "}" or c == "]":
+        if not stack:
+            what = "brace" if c == "}" else "bracket"
+            raise _Rejected(i, f"unexpected {c!r}: no open {what}")
+        raise _Rejected(i, f"unexpected {c!r}: a value must come first")
+    raise _Rejected(i, f"the JSON root must be an object or an array, not {_show(c)}")
 
 
 # The scanner's state without its stack (and the stack's top) is a small tuple; each
@@ -288,209 +308,232 @@ class JsonRule(BuiltinRule):
             self._sid = -1
         return None
 
-    def _fail(self, i: int, base: int, message: str, suggestion: str | None = None) -> Violation:
-        self._mode = _DEAD
-        return self._violation(
-            message, base + i, suggestion or "the output is not valid JSON; retry"
-        )
-
-    def _run(self, s: str, base: int) -> Violation | None:  # one state machine
+    def _run(self, s: str, base: int) -> Violation | None:
+        """Scan ``s`` from the carried state: one step per mode, each step taking what it
+        can (a run of characters, or one) and returning where the next step starts."""
         n = len(s)
         i = 0
-        mode = self._mode
-        stack = self._stack
-        while i < n:
-            if mode == _STR:
-                j = _STR_RUN.match(s, i).end()  # type: ignore[union-attr]
-                if j >= n:
-                    break
-                c = s[j]
-                if c == '"':
-                    i = j + 1
-                    mode = _COLON if self._in_key else (_AFTER if stack else _DONE)
-                elif c == "\\":
-                    i = j + 1
-                    mode = _ESC
-                else:
-                    return self._fail(j, base, f"unescaped control character {c!r} in a string")
-                continue
-            c = s[i]
-            if mode == _AFTER:
-                if c in " \t\n\r":
-                    i = _WS_RUN.match(s, i).end()  # type: ignore[union-attr]
-                    if i >= n:
-                        break
-                    c = s[i]
-                top = stack[-1]
-                if c == ",":
-                    if n - i > _RUN_MIN:  # (the run takes at least the comma)
-                        m = _RUN_AFTER[top](s, i)
-                        assert m is not None
-                        i = m.end()
-                        mode = _run_mode(m, top)
-                        continue
-                    mode = _KEY if top == "{" else _VALUE
-                elif c == "}" or c == "]":
-                    if _CLOSER[top] != c:
-                        return self._fail(
-                            i, base, f"{c!r} closes {top!r} (expected {_CLOSER[top]!r})"
-                        )
-                    stack.pop()
-                    if len(stack) < self._low:
-                        self._low = len(stack)
-                    mode = _AFTER if stack else _DONE
-                else:
-                    return self._fail(
-                        i, base, f"unexpected {_show(c)}: expected ',' or {_CLOSER[top]!r}"
-                    )
-                i += 1
-                continue
-            if mode == _NUM:
-                state = self._num
-                if c in _NUM_CHARS:
-                    nxt = _num_step(state, c)
-                    if not nxt:
-                        return self._fail(i, base, f"invalid number: unexpected {_show(c)}")
-                    self._num = nxt
-                    i += 1
-                    if nxt in (_N_INT, _N_FRAC, _N_EXP):
-                        i = _DIGITS.match(s, i).end()  # type: ignore[union-attr]
-                    continue
-                if state not in _N_ACCEPT:
-                    return self._fail(i, base, f"incomplete number before {_show(c)}")
-                mode = _AFTER if stack else _DONE
-                continue  # the character is looked at again in the new mode
-            if c in " \t\n\r" and mode != _LIT and mode != _ESC and mode != _UNI:
-                i = _WS_RUN.match(s, i).end()  # type: ignore[union-attr]
-                if i >= n:
-                    break
-                c = s[i]
-            if mode in (_VALUE, _VALUE_OR_CLOSE):
-                if n - i > _RUN_MIN and stack and c in _VALUE_START:
-                    top = stack[-1]
-                    m = _RUN_VALUE[top](s, i)
-                    if m is not None:
-                        i = m.end()
-                        mode = _run_mode(m, top)
-                        continue
-                if c == '"' and stack:
-                    mode = _STR
-                    self._in_key = False
-                elif c == "{":
-                    stack.append(c)
-                    mode = _KEY_OR_CLOSE
-                elif c == "[":
-                    stack.append(c)
-                    mode = _VALUE_OR_CLOSE
-                elif c == "]" and mode == _VALUE_OR_CLOSE:
-                    stack.pop()
-                    if len(stack) < self._low:
-                        self._low = len(stack)
-                    mode = _AFTER if stack else _DONE
-                elif c == "}" or c == "]":
-                    if not stack:
-                        what = "brace" if c == "}" else "bracket"
-                        return self._fail(i, base, f"unexpected {c!r}: no open {what}")
-                    return self._fail(i, base, f"unexpected {c!r}: a value must come first")
-                elif not stack:
-                    return self._fail(
-                        i, base, f"the JSON root must be an object or an array, not {_show(c)}"
-                    )
-                elif c in _DIGIT_SET or c == "-":
-                    mode = _NUM
-                    self._num = _N_ZERO if c == "0" else (_N_MINUS if c == "-" else _N_INT)
-                elif c in _LITERALS:
-                    mode = _LIT
-                    self._lit = _LITERALS[c][1:]
-                else:
-                    return self._fail(i, base, f"unexpected {_show(c)}: expected a value")
-                i += 1
-                continue
-            if mode in (_KEY_OR_CLOSE, _KEY):
-                if c == '"':
-                    m = _RUN_KEY(s, i) if n - i > _RUN_MIN else None
-                    if m is not None:
-                        i = m.end()
-                        mode = _VALUE if m.group("value") is None else _run_mode(m, "{")
-                        continue
-                    mode = _STR
-                    self._in_key = True
-                elif c == "}" and mode == _KEY_OR_CLOSE:
-                    stack.pop()
-                    if len(stack) < self._low:
-                        self._low = len(stack)
-                    mode = _AFTER if stack else _DONE
-                elif c == "}":
-                    return self._fail(i, base, "a trailing comma before '}'")
-                else:
-                    return self._fail(i, base, f"unexpected {_show(c)}: expected a key string")
-                i += 1
-                continue
-            if mode == _COLON:
-                if c != ":":
-                    return self._fail(i, base, f"unexpected {_show(c)}: expected ':' after a key")
-                mode = _VALUE
-                i += 1
-                continue
-            if mode == _ESC:
-                if c == "u":
-                    mode = _UNI
-                    self._count = 4
-                elif c in '"\\/bfnrt':
-                    mode = _STR
-                else:
-                    return self._fail(i, base, f"invalid escape '\\{c}' in a string")
-                i += 1
-                continue
-            if mode == _UNI:
-                if c not in "0123456789abcdefABCDEF":
-                    return self._fail(i, base, f"invalid \\u escape: {_show(c)} is not hex")
-                self._count -= 1
-                if not self._count:
-                    mode = _STR
-                i += 1
-                continue
-            if mode == _LIT:
-                lit = self._lit
-                if s.startswith(lit, i):
-                    i += len(lit)
-                    self._lit = ""
-                    mode = _AFTER if stack else _DONE
-                    continue
-                if c != lit[0]:
-                    return self._fail(i, base, f"invalid literal: unexpected {_show(c)}")
-                self._lit = lit[1:]
-                i += 1
-                continue
-            if mode == _DONE:
-                if self._multiple and (c == "{" or c == "["):
-                    mode = _VALUE
-                    continue
-                if c == "}" or c == "]":
-                    what = "brace" if c == "}" else "bracket"
-                    return self._fail(i, base, f"unexpected {c!r}: no open {what}")
-                if c in "{[\"-0123456789":
-                    return self._fail(i, base, "a second root value after the JSON value")
-                return self._fail(i, base, f"unexpected text after the JSON value: {_show(c)}")
-            if mode == _UNDECIDED:
-                if c == "{" or c == "[":
-                    mode = _PENDING
-                    self._pend = c
-                    i += 1
-                    continue
-                mode = _OFF
-                break
-            if mode == _PENDING:
-                pend = self._pend
-                if (pend == "{" and c in '"}') or (pend == "[" and c in '{["]'):
-                    stack.append(pend)
-                    mode = _KEY_OR_CLOSE if pend == "{" else _VALUE_OR_CLOSE
-                    continue
-                mode = _OFF
-                break
-            break  # _OFF / _DEAD
-        self._mode = mode
+        steps = _STEPS
+        try:
+            while i < n:
+                i = steps[self._mode](self, s, i, n)
+        except _Rejected as rejected:
+            self._mode = _DEAD
+            return self._violation(
+                rejected.message, base + rejected.at, "the output is not valid JSON; retry"
+            )
         return None
+
+    def _close_container(self) -> None:
+        stack = self._stack
+        stack.pop()
+        if len(stack) < self._low:
+            self._low = len(stack)
+        self._mode = _AFTER if stack else _DONE
+
+    # -- the steps, by mode (see _STEPS): (text, index, length) -> the next index ------------
+
+    def _string_step(self, s: str, i: int, n: int) -> int:
+        j = _STR_RUN.match(s, i).end()  # type: ignore[union-attr]
+        if j >= n:
+            return n
+        c = s[j]
+        if c == '"':
+            self._mode = _COLON if self._in_key else (_AFTER if self._stack else _DONE)
+        elif c == "\\":
+            self._mode = _ESC
+        else:
+            raise _Rejected(j, f"unescaped control character {c!r} in a string")
+        return j + 1
+
+    def _after_value_step(self, s: str, i: int, n: int) -> int:
+        c = s[i]
+        if c in " \t\n\r":
+            i = _WS_RUN.match(s, i).end()  # type: ignore[union-attr]
+            if i >= n:
+                return n
+            c = s[i]
+        top = self._stack[-1]
+        if c == ",":
+            if n - i > _RUN_MIN:  # (the run takes at least the comma)
+                m = _RUN_AFTER[top](s, i)
+                assert m is not None
+                self._mode = _run_mode(m, top)
+                return m.end()
+            self._mode = _KEY if top == "{" else _VALUE
+        elif c == "}" or c == "]":
+            if _CLOSER[top] != c:
+                raise _Rejected(i, f"{c!r} closes {top!r} (expected {_CLOSER[top]!r})")
+            self._close_container()
+        else:
+            raise _Rejected(i, f"unexpected {_show(c)}: expected ',' or {_CLOSER[top]!r}")
+        return i + 1
+
+    def _number_step(self, s: str, i: int, n: int) -> int:
+        c = s[i]
+        state = self._num
+        if c in _NUM_CHARS:
+            nxt = _num_step(state, c)
+            if not nxt:
+                raise _Rejected(i, f"invalid number: unexpected {_show(c)}")
+            self._num = nxt
+            i += 1
+            if nxt in (_N_INT, _N_FRAC, _N_EXP):
+                i = _DIGITS.match(s, i).end()  # type: ignore[union-attr]
+            return i
+        if state not in _N_ACCEPT:
+            raise _Rejected(i, f"incomplete number before {_show(c)}")
+        self._mode = _AFTER if self._stack else _DONE
+        return i  # the character is looked at again in the new mode
+
+    def _value_step(self, s: str, i: int, n: int) -> int:  # _VALUE, _VALUE_OR_CLOSE
+        c = s[i]
+        if c in " \t\n\r":
+            i = _WS_RUN.match(s, i).end()  # type: ignore[union-attr]
+            if i >= n:
+                return n
+            c = s[i]
+        stack = self._stack
+        if n - i > _RUN_MIN and stack and c in _VALUE_START:
+            top = stack[-1]
+            m = _RUN_VALUE[top](s, i)
+            if m is not None:
+                self._mode = _run_mode(m, top)
+                return m.end()
+        if c == '"' and stack:
+            self._mode = _STR
+            self._in_key = False
+        elif c == "{" or c == "[":
+            stack.append(c)
+            self._mode = _KEY_OR_CLOSE if c == "{" else _VALUE_OR_CLOSE
+        elif c == "]" and self._mode == _VALUE_OR_CLOSE:
+            self._close_container()
+        elif not stack or c == "}" or c == "]":
+            _reject_value_start(c, i, stack)
+        elif c in _DIGIT_SET or c == "-":
+            self._mode = _NUM
+            self._num = _N_ZERO if c == "0" else (_N_MINUS if c == "-" else _N_INT)
+        elif c in _LITERALS:
+            self._mode = _LIT
+            self._lit = _LITERALS[c][1:]
+        else:
+            raise _Rejected(i, f"unexpected {_show(c)}: expected a value")
+        return i + 1
+
+    def _key_step(self, s: str, i: int, n: int) -> int:  # _KEY, _KEY_OR_CLOSE
+        c = s[i]
+        if c in " \t\n\r":
+            i = _WS_RUN.match(s, i).end()  # type: ignore[union-attr]
+            if i >= n:
+                return n
+            c = s[i]
+        if c == '"':
+            m = _RUN_KEY(s, i) if n - i > _RUN_MIN else None
+            if m is not None:
+                self._mode = _VALUE if m.group("value") is None else _run_mode(m, "{")
+                return m.end()
+            self._mode = _STR
+            self._in_key = True
+        elif c == "}" and self._mode == _KEY_OR_CLOSE:
+            self._close_container()
+        elif c == "}":
+            raise _Rejected(i, "a trailing comma before '}'")
+        else:
+            raise _Rejected(i, f"unexpected {_show(c)}: expected a key string")
+        return i + 1
+
+    def _colon_step(self, s: str, i: int, n: int) -> int:
+        c = s[i]
+        if c in " \t\n\r":
+            i = _WS_RUN.match(s, i).end()  # type: ignore[union-attr]
+            if i >= n:
+                return n
+            c = s[i]
+        if c != ":":
+            raise _Rejected(i, f"unexpected {_show(c)}: expected ':' after a key")
+        self._mode = _VALUE
+        return i + 1
+
+    def _escape_step(self, s: str, i: int, n: int) -> int:
+        c = s[i]
+        if c == "u":
+            self._mode = _UNI
+            self._count = 4
+        elif c in '"\\/bfnrt':
+            self._mode = _STR
+        else:
+            raise _Rejected(i, f"invalid escape '\\{c}' in a string")
+        return i + 1
+
+    def _unicode_step(self, s: str, i: int, n: int) -> int:
+        c = s[i]
+        if c not in "0123456789abcdefABCDEF":
+            raise _Rejected(i, f"invalid \\u escape: {_show(c)} is not hex")
+        self._count -= 1
+        if not self._count:
+            self._mode = _STR
+        return i + 1
+
+    def _literal_step(self, s: str, i: int, n: int) -> int:
+        lit = self._lit
+        if s.startswith(lit, i):
+            self._lit = ""
+            self._mode = _AFTER if self._stack else _DONE
+            return i + len(lit)
+        c = s[i]
+        if c != lit[0]:
+            raise _Rejected(i, f"invalid literal: unexpected {_show(c)}")
+        self._lit = lit[1:]
+        return i + 1
+
+    def _done_step(self, s: str, i: int, n: int) -> int:
+        c = s[i]
+        if c in " \t\n\r":
+            i = _WS_RUN.match(s, i).end()  # type: ignore[union-attr]
+            if i >= n:
+                return n
+            c = s[i]
+        if self._multiple and (c == "{" or c == "["):
+            self._mode = _VALUE
+            return i  # the next root value starts here
+        if c == "}" or c == "]":
+            what = "brace" if c == "}" else "bracket"
+            raise _Rejected(i, f"unexpected {c!r}: no open {what}")
+        if c in "{[\"-0123456789":
+            raise _Rejected(i, "a second root value after the JSON value")
+        raise _Rejected(i, f"unexpected text after the JSON value: {_show(c)}")
+
+    def _undecided_step(self, s: str, i: int, n: int) -> int:
+        c = s[i]
+        if c in " \t\n\r":
+            i = _WS_RUN.match(s, i).end()  # type: ignore[union-attr]
+            if i >= n:
+                return n
+            c = s[i]
+        if c == "{" or c == "[":
+            self._mode = _PENDING
+            self._pend = c
+            return i + 1
+        self._mode = _OFF
+        return n
+
+    def _pending_step(self, s: str, i: int, n: int) -> int:
+        c = s[i]
+        if c in " \t\n\r":
+            i = _WS_RUN.match(s, i).end()  # type: ignore[union-attr]
+            if i >= n:
+                return n
+            c = s[i]
+        pend = self._pend
+        if (pend == "{" and c in '"}') or (pend == "[" and c in '{["]'):
+            self._stack.append(pend)
+            self._mode = _KEY_OR_CLOSE if pend == "{" else _VALUE_OR_CLOSE
+            return i  # the character is looked at again in the new mode
+        self._mode = _OFF
+        return n
+
+    def _idle_step(self, s: str, i: int, n: int) -> int:  # _OFF, _DEAD
+        return n
 
     # -- completion -----------------------------------------------------------------------
 
@@ -533,6 +576,28 @@ class JsonRule(BuiltinRule):
                 context={"missing": missing},
             )
         ]
+
+
+_Step = Callable[[JsonRule, str, int, int], int]
+_STEPS_BY_MODE: dict[int, _Step] = {
+    _VALUE: JsonRule._value_step,
+    _VALUE_OR_CLOSE: JsonRule._value_step,
+    _KEY: JsonRule._key_step,
+    _KEY_OR_CLOSE: JsonRule._key_step,
+    _COLON: JsonRule._colon_step,
+    _AFTER: JsonRule._after_value_step,
+    _DONE: JsonRule._done_step,
+    _STR: JsonRule._string_step,
+    _ESC: JsonRule._escape_step,
+    _UNI: JsonRule._unicode_step,
+    _NUM: JsonRule._number_step,
+    _LIT: JsonRule._literal_step,
+    _UNDECIDED: JsonRule._undecided_step,
+    _PENDING: JsonRule._pending_step,
+    _DEAD: JsonRule._idle_step,
+    _OFF: JsonRule._idle_step,
+}
+_STEPS: tuple[_Step, ...] = tuple(_STEPS_BY_MODE[mode] for mode in range(len(_STEPS_BY_MODE)))
 
 
 class StrictJsonRule(CompletionOnlyRule):
