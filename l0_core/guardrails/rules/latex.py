@@ -121,32 +121,36 @@ class LatexRule(BuiltinRule):
             elif kind == "cmd":
                 if not self._evidence and m.group("cmd") in _MATH_COMMANDS:
                     self._evidence = True
-            elif kind == "sym":
-                sym = m.group("sym")
-                if sym == "[":
-                    self._square += 1
-                    self._evidence = True
-                elif sym == "]":
-                    if self._square:
-                        self._square -= 1
-                    elif self._square_bad < 0:
-                        self._square_bad = base + m.start()
-                elif sym == "(":
-                    self._paren += 1
-                    self._evidence = True
-                elif sym == ")":
-                    if self._paren:
-                        self._paren -= 1
-                    elif self._paren_bad < 0:
-                        self._paren_bad = base + m.start()
-            elif kind == "dd":
-                self._dd += 1
-                self._dd_pos = base + m.start()
-                self._evidence = True
-            elif kind == "d":
-                self._dollar += 1
-                self._dollar_pos = base + m.start()
+            else:  # "sym", "dd" or "d"
+                self._delimiter(kind, m.group("sym"), base + m.start())
         return found
+
+    def _delimiter(self, kind: str | None, sym: str | None, pos: int) -> None:
+        """Count a math delimiter at ``pos``: ``$$``, ``$``, or an escaped symbol
+        (``\\[``, ``\\]``, ``\\(``, ``\\)``; any other one is no delimiter)."""
+        if kind == "dd":
+            self._dd += 1
+            self._dd_pos = pos
+            self._evidence = True
+        elif kind == "d":
+            self._dollar += 1
+            self._dollar_pos = pos
+        elif sym == "[":
+            self._square += 1
+            self._evidence = True
+        elif sym == "]":
+            if self._square:
+                self._square -= 1
+            elif self._square_bad < 0:
+                self._square_bad = pos
+        elif sym == "(":
+            self._paren += 1
+            self._evidence = True
+        elif sym == ")":
+            if self._paren:
+                self._paren -= 1
+            elif self._paren_bad < 0:
+                self._paren_bad = pos
 
     def _env(self, which: str, env: str, pos: int) -> Violation | None:
         self._evidence = True
