@@ -623,60 +623,81 @@ class PhraseScanner:
         return (m.lastgroup, self._prefix_pos, m.group())
 
     def _lines(self, delta: str, offset: int) -> list[Hit] | None:
+        """The line-start matches decided in ``delta``. Line state (``_ls``): 0 at a line
+        start (blanks may come), 1 reading the line's first characters, 2 the line is
+        decided (the rest of it is skipped)."""
         hits: list[Hit] | None = None
         n = len(delta)
         i = 0
-        ls = self._ls
         while i < n:
+            ls = self._ls
             if ls == 2:
                 nl = delta.find("\n", i)
-                if nl < 0 or self._next_line is None:
+                if nl < 0:
                     break
-                if n - nl > _LINE_PREFIX:  # several lines: the next one that starts like
-                    m = self._next_line(delta, nl)  # a phrase, in one search
-                    if m is None:  # none: a line starts at the end if only blanks follow
-                        nl = delta.rfind("\n", nl)
-                        if not delta[nl + 1 :].strip(" \t"):
-                            ls = 0
-                        break
-                    i = m.end()
-                else:
-                    i = nl + 1
-                ls = 0
-                continue
-            if ls == 0:
-                while i < n and (delta[i] == " " or delta[i] == "\t"):
-                    i += 1
-                if i >= n:
-                    break
-                if delta[i] == "\n":
-                    i += 1
-                    continue
-                if delta[i] not in self._line_first:
-                    ls = 2  # no line-start phrase begins with this character
-                    continue
-                ls = 1
+                i = self._after_line_break(delta, nl)
+            elif ls == 0:
+                i = self._line_start(delta, i, offset)
+            else:
+                i, hit = self._read_prefix(delta, i)
+                if hit is not None:
+                    if hits is None:
+                        hits = []
+                    hits.append(hit)  # (appended: one delta may hold many)
+        return hits
+
+    def _after_line_break(self, delta: str, nl: int) -> int:
+        """Where to read on after the line break at ``nl``: the next line start (state 0),
+        or the end of ``delta`` when no line after ``nl`` starts like a phrase."""
+        n = len(delta)
+        if self._next_line is None:  # (no line-start category: lines stay decided)
+            return n
+        self._ls = 0
+        if n - nl <= _LINE_PREFIX:
+            return nl + 1
+        # several lines: the next one that starts like a phrase, in one search
+        m = self._next_line(delta, nl)
+        if m is None:  # none: a line starts at the end if only blanks follow
+            nl = delta.rfind("\n", nl)
+            if delta[nl + 1 :].strip(" \t"):
+                self._ls = 2
+            return n
+        return m.end()
+
+    def _line_start(self, delta: str, i: int, offset: int) -> int:
+        """Past blanks and empty lines to a line's first character: a line that may start
+        a phrase is read (state 1), any other one is decided (state 2)."""
+        n = len(delta)
+        while i < n:
+            c = delta[i]
+            if c == " " or c == "\t" or c == "\n":
+                i += 1
+            elif c in self._line_first:
+                self._ls = 1
                 self._prefix = ""
                 self._prefix_pos = offset + i
-            nl = delta.find("\n", i)
-            stop = n if nl < 0 else nl
-            take = min(stop, i + _LINE_PREFIX - len(self._prefix))
-            self._prefix += delta[i:take]
-            i = take
-            if len(self._prefix) >= _LINE_PREFIX or nl >= 0:
-                hit = self._eval_line()
+                return i
             else:
-                hit = self._eval_line(eager=True)
-                if hit is None:
-                    continue  # (i == n: the loop ends) the line may still match
-            if hit is not None:
-                if hits is None:
-                    hits = []
-                hits.append(hit)  # (appended: one delta may hold many)
-            ls = 2
-            self._prefix = ""
-        self._ls = ls
-        return hits
+                self._ls = 2  # no line-start phrase begins with this character
+                return i
+        return n
+
+    def _read_prefix(self, delta: str, i: int) -> tuple[int, Hit | None]:
+        """Add the line's next characters to its prefix: where reading stopped, and the
+        line-start match once the line is decided (state 2)."""
+        nl = delta.find("\n", i)
+        stop = len(delta) if nl < 0 else nl
+        take = min(stop, i + _LINE_PREFIX - len(self._prefix))
+        self._prefix += delta[i:take]
+        if len(self._prefix) >= _LINE_PREFIX or nl >= 0:
+            hit = self._eval_line()
+        else:
+            hit = self._eval_line(eager=True)
+            if hit is None:
+                return take, None  # (the end of the delta) the line may still match
+        self._ls = 2
+        self._prefix = ""
+        return take, hit
 
 
 def _severity_map(
