@@ -231,15 +231,7 @@ class MarkdownRule(BuiltinRule):
             rest = lead.lstrip(first)
             run = len(lead) - len(rest)
             if run >= 3:  # a fence, opening or closing
-                fence = self._fence
-                if fence:
-                    if first == fence[0] and run >= len(fence) and not rest.strip():
-                        self._fence = ""
-                elif not (first == "`" and "`" in rest):
-                    self._fence = first * run
-                    self._fence_pos = pos
-                self._table = 0
-                self._cells_prev = -1
+                self._fence_line(first, run, not rest.strip(), "`" in rest, pos)
                 return None
             if not rest:  # one or two of them, nothing else: no pipes
                 first = ""
@@ -278,34 +270,7 @@ class MarkdownRule(BuiltinRule):
 
     def _part(self, seg: str) -> None:
         """A piece of the current line (no newline in it)."""
-        i = 0
-        n = len(seg)
-        if self._ls == _LS_START:
-            rest = seg.lstrip(" \t")
-            i = n - len(rest)
-            if not rest:
-                return
-            c = rest[0]
-            self._first = c
-            if c == "`" or c == "~":
-                self._ls = _LS_RUN
-                self._run_char = c
-            else:
-                self._ls = _LS_TEXT
-        if self._ls == _LS_RUN:
-            run = seg[i:]
-            rest = run.lstrip(self._run_char)
-            self._run_len += len(run) - len(rest)
-            if not rest:
-                return
-            i = n - len(rest)
-            self._ls = _LS_AFTER if self._run_len >= 3 else _LS_TEXT
-        if self._ls == _LS_AFTER:
-            rest = seg[i:]
-            if self._rest_ws and rest.strip():
-                self._rest_ws = False
-            if "`" in rest:
-                self._rest_tick = True
+        if self._ls != _LS_TEXT and not self._line_start_part(seg):
             return
         # an ordinary line: only tables need anything
         if self._fence or not self._tables:
@@ -329,6 +294,42 @@ class MarkdownRule(BuiltinRule):
         # until the line ends, only a pipe can matter now
         self._quiet = not self._pipes and not self._delim
 
+    def _line_start_part(self, seg: str) -> bool:
+        """A piece of the line's start: its indentation, a run of ` or ~, what follows a
+        run of 3+ (a fence candidate). Whether the line turned out ordinary (``_LS_TEXT``):
+        then ``seg`` is an ordinary line's piece too."""
+        i = 0
+        n = len(seg)
+        if self._ls == _LS_START:
+            rest = seg.lstrip(" \t")
+            i = n - len(rest)
+            if not rest:
+                return False
+            c = rest[0]
+            self._first = c
+            if c != "`" and c != "~":
+                self._ls = _LS_TEXT
+                return True
+            self._ls = _LS_RUN
+            self._run_char = c
+        if self._ls == _LS_RUN:
+            run = seg[i:]
+            rest = run.lstrip(self._run_char)
+            self._run_len += len(run) - len(rest)
+            if not rest:
+                return False
+            i = n - len(rest)
+            if self._run_len < 3:
+                self._ls = _LS_TEXT
+                return True
+            self._ls = _LS_AFTER
+        rest = seg[i:]  # (_LS_AFTER)
+        if self._rest_ws and rest.strip():
+            self._rest_ws = False
+        if "`" in rest:
+            self._rest_tick = True
+        return False
+
     def _cells(self) -> int:
         """Cells of the current line (which has unescaped pipes)."""
         cells = self._pipes + 1
@@ -344,17 +345,9 @@ class MarkdownRule(BuiltinRule):
         if ls == _LS_RUN and self._run_len >= 3:
             ls = _LS_AFTER  # a bare fence line
         if ls == _LS_AFTER:
-            char = self._run_char
-            if self._fence:
-                if char == self._fence[0] and self._run_len >= len(self._fence) and (
-                    self._rest_ws
-                ):
-                    self._fence = ""
-            elif not (char == "`" and self._rest_tick):
-                self._fence = char * self._run_len
-                self._fence_pos = self._line_pos
-            self._table = 0
-            self._cells_prev = -1
+            self._fence_line(
+                self._run_char, self._run_len, self._rest_ws, self._rest_tick, self._line_pos
+            )
             return None
         if self._fence or not self._tables:
             return None
@@ -376,6 +369,24 @@ class MarkdownRule(BuiltinRule):
             found = self._delimiter_row(cells, self._line_pos)
         self._cells_prev = cells if has_pipes else -1
         return found
+
+    def _fence_line(
+        self, char: str, run: int, bare: bool, tick_after: bool, pos: int
+    ) -> None:
+        """A line at ``pos`` that starts with a run of ``run`` (3+) ``char`` (after its
+        indentation): it closes the open fence when it has that fence's character, is at
+        least as long and has nothing after the run (``bare``); with no fence open it opens
+        one, unless it is a backtick run with a backtick after it (inline code). A table
+        ends either way."""
+        fence = self._fence
+        if fence:
+            if char == fence[0] and run >= len(fence) and bare:
+                self._fence = ""
+        elif not (char == "`" and tick_after):
+            self._fence = char * run
+            self._fence_pos = pos
+        self._table = 0
+        self._cells_prev = -1
 
     def _body_row(self, cells: int, pos: int) -> Violation | None:
         """A row of the open table: the header's number of cells (warned once a table)."""
