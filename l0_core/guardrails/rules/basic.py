@@ -237,25 +237,7 @@ class RepetitionRule(BuiltinRule):
                 if self._unit_len > self._MAX_SENTENCE:
                     self._unit, self._unit_len = None, 0
         else:
-            pieces = _TERMINATORS.split(delta)  # (each terminator is one character)
-            pos = offset
-            shortest = self._min_sentence
-            for i in range(len(pieces) - 1):
-                piece = pieces[i]
-                pos += len(piece)  # the terminator
-                # (a short sentence in the delta counts for nothing: no call)
-                if i == 0 or len(piece) > shortest:
-                    v = self._end_sentence(piece, pos)
-                    if v is not None:
-                        if found is None:
-                            found = []
-                        found.append(v)  # (appended: one delta may hold many)
-                pos += 1
-                self._sentence_start = pos
-            rest = pieces[-1]
-            if rest:
-                self._unit = [rest]
-                self._unit_len = len(rest)
+            found = self._sentence_ends(delta, offset)
         # looping
         if not self._looped:
             self._pending.append(delta)
@@ -266,6 +248,31 @@ class RepetitionRule(BuiltinRule):
                     if found is None:
                         found = []
                     found.append(v)  # (appended: one delta may hold many)
+        return found
+
+    def _sentence_ends(self, delta: str, offset: int) -> list[Violation] | None:
+        """``delta`` (at ``offset``) ends one sentence or more: each is counted, and the
+        text after the last terminator starts the next one."""
+        found: list[Violation] | None = None
+        pieces = _TERMINATORS.split(delta)  # (each terminator is one character)
+        pos = offset
+        shortest = self._min_sentence
+        for i in range(len(pieces) - 1):
+            piece = pieces[i]
+            pos += len(piece)  # the terminator
+            # (a short sentence in the delta counts for nothing: no call)
+            if i == 0 or len(piece) > shortest:
+                v = self._end_sentence(piece, pos)
+                if v is not None:
+                    if found is None:
+                        found = []
+                    found.append(v)  # (appended: one delta may hold many)
+            pos += 1
+            self._sentence_start = pos
+        rest = pieces[-1]
+        if rest:
+            self._unit = [rest]
+            self._unit_len = len(rest)
         return found
 
     def _end_sentence(self, last: str, end: int) -> Violation | None:
