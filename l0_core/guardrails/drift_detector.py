@@ -114,6 +114,12 @@ class _Rolling:
             self.dropped_count += old_count
 
 
+def _phrase_scanner(**types: bool) -> PhraseScanner | None:
+    """The scanner of the phrase types switched on (``None``: none is)."""
+    names = [name for name, on in types.items() if on]
+    return PhraseScanner(names) if names else None
+
+
 class DriftDetector:
     """The built-in drift detector (``drift=True``). A fresh one is made per attempt.
 
@@ -195,16 +201,10 @@ class DriftDetector:
             "collapse_window": collapse_window,
             "tone_min_markers": tone_min_markers,
         }
-        phrase_types = [
-            name
-            for name, on in (
-                ("meta_commentary", detect_meta_commentary),
-                ("hedging", detect_hedging),
-                ("format_collapse", detect_format_collapse),
-            )
-            if on
-        ]
-        self._scanner = PhraseScanner(phrase_types) if phrase_types else None
+        self._scanner = _phrase_scanner(
+            meta_commentary=detect_meta_commentary, hedging=detect_hedging,
+            format_collapse=detect_format_collapse,
+        )
         self._repetition = detect_repetition
         self._entropy = detect_entropy_spike
         self._tone = detect_tone_shift
@@ -212,43 +212,60 @@ class DriftDetector:
         self._sampling = detect_repetition or detect_entropy_spike or detect_tone_shift or (
             detect_markdown_collapse
         )
+        self._pos = -1  # where the next delta should start (-1: nothing seen)
+        self._reported: set[str] = set()
+        self._init_sampling(window, sample_chars, sample_every,
+                            full=max(window, (min_samples + entropy_window) * sample_chars))
+        self._init_repetition(repetition_window, repetition_ngram, repetition_threshold)
+        self._init_entropy(entropy_window, entropy_threshold, entropy_min_increase, min_samples)
+        self._init_markers(window, tone_min_markers, markdown_min_markers, collapse_window)
+
+    def _init_sampling(self, window: int, sample_chars: int, every: int, full: int) -> None:
         self._window = window
         self._sample_chars = sample_chars
-        self._every = sample_every
+        self._every = every
         self._covered = 0  # characters sampled so far
         self._skip = 0  # characters still to leave out before the next sample
         # the text sampled in full first: the markdown baseline and the entropy baseline
-        self._full = max(window, (min_samples + entropy_window) * sample_chars)
-        self._pos = -1  # where the next delta should start (-1: nothing seen)
+        self._full = full
         self._parts: list[str] = []
         self._plen = 0
-        self._reported: set[str] = set()
         self.work = 0  # characters sampled (for tests: O(text))
-        # repetition: rolling word n-grams
-        self._n = repetition_ngram
+
+    def _init_repetition(self, window: int, ngram: int, threshold: float) -> None:
+        """Rolling word n-grams."""
+        self._n = ngram
         # (n-grams are taken at every other word: half as many cover the same words)
-        self._rep_window = max(1, repetition_window // 2)
-        self._rep_threshold = repetition_threshold
+        self._rep_window = max(1, window // 2)
+        self._rep_threshold = threshold
         self._carry = ""  # a word cut by the end of the last sample
         self._prev: list[str] = []  # the last n-1 words
         self._grams: deque[int] = deque(maxlen=self._rep_window)  # recent n-gram hashes
         self._distinct = 0  # at most the distinct n-grams in the window (the last count)
-        # entropy: recent samples, and a running mean/variance (Welford) of older ones
-        self._e_window = entropy_window
-        self._e_threshold = entropy_threshold
-        self._e_min = entropy_min_increase
+
+    def _init_entropy(
+        self, window: int, threshold: float, min_increase: float, min_samples: int
+    ) -> None:
+        """Recent samples, and a running mean/variance (Welford) of older ones."""
+        self._e_window = window
+        self._e_threshold = threshold
+        self._e_min = min_increase
         self._min_samples = min_samples
         self._e_recent: deque[float] = deque()
         self._e_recent_sum = 0.0
         self._e_n = 0
         self._e_mean = 0.0
         self._e_m2 = 0.0
-        # tone and markdown: rolling marker counts
+
+    def _init_markers(
+        self, window: int, tone_min: int, markdown_min: int, collapse_window: int
+    ) -> None:
+        """Tone and markdown: rolling marker counts."""
         self._tone_window = _Rolling(window)
-        self._tone_min = tone_min_markers
+        self._tone_min = tone_min
         self._md_early = 0
         self._md_early_chars = 0
-        self._md_min = markdown_min_markers
+        self._md_min = markdown_min
         self._md_recent = _Rolling(collapse_window)
         self._md_total = 0
 
@@ -287,28 +304,7 @@ class DriftDetector:
                 for category, _, _ in hits:
                     found.setdefault(category, 0.9)
         if self._sampling:
-            if self._skip:  # between two sampled blocks
-                if len(delta) <= self._skip:
-                    gap, delta = delta, ""
-                    self._skip -= len(gap)
-                else:
-                    gap, delta = delta[: self._skip], delta[self._skip :]
-                    self._skip = 0
-                if self._markdown:  # (line breaks are cheap to see: the window sees them all)
-                    self._markdown_gap(gap)
-            if delta:
-                self._parts.append(delta)
-                self._plen += len(delta)
-                if self._plen >= self._sample_chars:
-                    parts = self._parts
-                    text = parts[0] if len(parts) == 1 else "".join(parts)
-                    self._parts = []
-                    self._plen = 0
-                    found = self._sample(text, found)
-                    self._covered += len(text)
-                    if self._every > 1 and self._covered >= self._full:
-                        self._skip = (self._every - 1) * len(text)
-                        self._carry, self._prev = "", []  # (no word or n-gram spans a gap)
+            found = self._feed_samples(delta, found)
         if not found:
             return None
         reported = self._reported
@@ -317,6 +313,34 @@ class DriftDetector:
             return None
         reported.update(new)
         return DriftResult(list(new), max(new.values()), {"types": new, "offset": offset})
+
+    def _feed_samples(self, delta: str, found: dict[str, float] | None) -> dict[str, float] | None:
+        """The statistical signals: ``delta`` goes into the next sample (once the
+        baselines are in, what falls between two sampled blocks is left out), and a
+        sample that has ``sample_chars`` characters is taken."""
+        if self._skip:  # between two sampled blocks
+            if len(delta) <= self._skip:
+                gap, delta = delta, ""
+                self._skip -= len(gap)
+            else:
+                gap, delta = delta[: self._skip], delta[self._skip :]
+                self._skip = 0
+            if self._markdown:  # (line breaks are cheap to see: the window sees them all)
+                self._markdown_gap(gap)
+        if delta:
+            self._parts.append(delta)
+            self._plen += len(delta)
+            if self._plen >= self._sample_chars:
+                parts = self._parts
+                text = parts[0] if len(parts) == 1 else "".join(parts)
+                self._parts = []
+                self._plen = 0
+                found = self._sample(text, found)
+                self._covered += len(text)
+                if self._every > 1 and self._covered >= self._full:
+                    self._skip = (self._every - 1) * len(text)
+                    self._carry, self._prev = "", []  # (no word or n-gram spans a gap)
+        return found
 
     # -- samples ----------------------------------------------------------------------------
 
