@@ -132,27 +132,12 @@ class _ChatSession:
                 continue
             delta = choice.delta
             if delta is not None:
-                if delta.tool_calls:
-                    for fragment in delta.tool_calls:
-                        self._add_fragment(fragment)
-                function_call = getattr(delta, "function_call", None)
-                if function_call is not None:
-                    self._add_function_call(function_call)
-                if delta.refusal:
-                    self._refusal.append(delta.refusal)
-                if delta.content:
-                    text = delta.content if text is None else text + delta.content
+                content = self._read_delta(delta)
+                if content:
+                    text = content if text is None else text + content
             reason = choice.finish_reason
             if reason is not None:
-                self._finish = reason
-                if reason == "content_filter":
-                    raise L0Error(
-                        "OpenAI stopped the output: the content filter flagged it "
-                        "(finish_reason content_filter)",
-                        ErrorCode.CONTENT_POLICY,
-                        metadata={"finishReason": reason},
-                    )
-                events.extend(self._complete_tools(reason))
+                events.extend(self._end_choice(reason))
         if text is not None:
             if events:
                 return [Token(text), *events]  # text and completed tool calls together
@@ -160,6 +145,31 @@ class _ChatSession:
         if events:
             return events
         return None
+
+    def _read_delta(self, delta: Any) -> str | None:
+        """The text of the choice's ``delta``; its tool-call fragments and refusal are kept."""
+        if delta.tool_calls:
+            for fragment in delta.tool_calls:
+                self._add_fragment(fragment)
+        function_call = getattr(delta, "function_call", None)
+        if function_call is not None:
+            self._add_function_call(function_call)
+        if delta.refusal:
+            self._refusal.append(delta.refusal)
+        content: str | None = delta.content
+        return content
+
+    def _end_choice(self, reason: str) -> list[ToolCall]:
+        """The choice finished (``reason``): its tool calls, complete."""
+        self._finish = reason
+        if reason == "content_filter":
+            raise L0Error(
+                "OpenAI stopped the output: the content filter flagged it "
+                "(finish_reason content_filter)",
+                ErrorCode.CONTENT_POLICY,
+                metadata={"finishReason": reason},
+            )
+        return self._complete_tools(reason)
 
     def _add_fragment(self, fragment: Any) -> None:
         index = fragment.index if fragment.index is not None else 0
