@@ -55,7 +55,7 @@ import json
 import socket
 import struct
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -584,41 +584,20 @@ class OpenAIServer:
             headers["connection"] = "close"
         await self._send(conn, self._status_line(200, headers))
         chunked = turn.chunked
-
-        async def event(data: str, name: str | None = None) -> None:
-            text = (f"event: {name}\n" if name else "") + f"data: {data}\n\n"
-            raw = text.encode()
-            if chunked:
-                raw = f"{len(raw):x}\r\n".encode() + raw + b"\r\n"
-            await self._send(conn, raw)
-
         builder = (_ResponsesStream(self, turn, body) if responses_api
                    else _ChatStream(self, turn, body))
-        for name, data in builder.opening():
-            await event(data, name)
+        await self._events(conn, chunked, builder.opening())
         tokens = list(turn.tokens)
         for i in range(len(tokens) + 1):
-            if turn.stall_after == i:
-                await self._stall(conn, turn.stall_for)
-            if turn.cut_after == i:
-                self._cut(conn, turn.cut_mode)
-            if turn.error_after == i:
-                name, data = builder.error_event()
-                await event(data, name)
-                break
-            if turn.malformed_after == i:
-                await event('{"id": "chatcmpl-broken", "object": "chat.completion.chunk", '
-                            '"choices": [{"index": 0, "delta": {"content": "x')
+            if await self._fault_before(conn, turn, builder, i):
                 break
             if i == len(tokens):
-                for name, data in builder.closing():
-                    await event(data, name)
+                await self._events(conn, chunked, builder.closing())
                 break
             wait = turn.first_delay if i == 0 and turn.first_delay else turn.delay
             if wait:
                 await asyncio.sleep(wait)
-            for name, data in builder.token(i, tokens[i]):
-                await event(data, name)
+            await self._events(conn, chunked, builder.token(i, tokens[i]))
         if not chunked:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 conn.writer.write_eof()
@@ -626,6 +605,38 @@ class OpenAIServer:
             return False
         await self._send(conn, b"0\r\n\r\n")
         return True
+
+    async def _events(
+        self, conn: _Conn, chunked: bool, events: Iterable[tuple[str | None, str]]
+    ) -> None:
+        """Send server-sent events, each ``(name, data)`` (with chunked transfer encoding,
+        each in a chunk of its own)."""
+        for name, data in events:
+            text = (f"event: {name}\n" if name else "") + f"data: {data}\n\n"
+            raw = text.encode()
+            if chunked:
+                raw = f"{len(raw):x}\r\n".encode() + raw + b"\r\n"
+            await self._send(conn, raw)
+
+    async def _fault_before(
+        self, conn: _Conn, turn: Turn, builder: _ChatStream | _ResponsesStream, i: int
+    ) -> bool:
+        """The turn's faults due before token ``i`` (a stall, a cut connection, an error
+        event, a malformed chunk): whether the stream ends here."""
+        if turn.stall_after == i:
+            await self._stall(conn, turn.stall_for)
+        if turn.cut_after == i:
+            self._cut(conn, turn.cut_mode)
+        if turn.error_after == i:
+            await self._events(conn, turn.chunked, [builder.error_event()])
+            return True
+        if turn.malformed_after == i:
+            await self._events(conn, turn.chunked, [
+                (None, '{"id": "chatcmpl-broken", "object": "chat.completion.chunk", '
+                       '"choices": [{"index": 0, "delta": {"content": "x'),
+            ])
+            return True
+        return False
 
     # -- non-streaming payloads ---------------------------------------------------------
 
