@@ -143,9 +143,9 @@ def check_run_arguments(
 ) -> None:
     """Raise :class:`ConfigError` for the first wrong argument of ``l0.run``.
 
-    ``callbacks`` maps each ``on_*`` keyword given to its value. Each line
-    tests the common values inline first, so that a correct call costs a few
-    comparisons and no function call.
+    ``callbacks`` maps each ``on_*`` keyword given to its value. Each test
+    checks the common values inline first, so that a correct call costs a few
+    comparisons and two calls (the split keeps each function simple).
     """
     if not callable(stream):
         _check_source("stream", stream)
@@ -156,6 +156,17 @@ def check_run_arguments(
                     _check_source(f"fallbacks[{index}]", fallback)
         else:
             _check_fallbacks(fallbacks)
+    _check_policies(retry, timeout, guardrails, drift_action, check_intervals)
+    _check_hooks(continue_from_last_good_token, build_continuation_prompt, adapter,
+                 adapter_options, context, observers)
+    for name, callback in callbacks.items():
+        if callback is not None and not callable(callback):
+            _check_callable(name, callback)
+
+
+def _check_policies(
+    retry: Any, timeout: Any, guardrails: Any, drift_action: Any, check_intervals: Any
+) -> None:
     if retry is not None and type(retry) is not Retry:
         _check_retry(retry)
     if timeout is not None and type(timeout) is not Timeout:
@@ -166,6 +177,12 @@ def check_run_arguments(
         _check_drift_action(drift_action)
     if check_intervals is not None and type(check_intervals) is not CheckIntervals:
         _check_intervals(check_intervals)
+
+
+def _check_hooks(
+    continue_from_last_good_token: Any, build_continuation_prompt: Any, adapter: Any,
+    adapter_options: Any, context: Any, observers: Any,
+) -> None:
     if continue_from_last_good_token is not False and continue_from_last_good_token is not True:
         _check_continuation(continue_from_last_good_token)
     if build_continuation_prompt is not None and not callable(build_continuation_prompt):
@@ -178,9 +195,6 @@ def check_run_arguments(
         _check_mapping("context", context)
     if observers is not None and type(observers) is not list:
         _check_observers(observers)
-    for name, callback in callbacks.items():
-        if callback is not None and not callable(callback):
-            _check_callable(name, callback)
 
 
 # The options ``l0.wrap`` passes on to ``l0.run``, each with its check (applied to a value
