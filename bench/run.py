@@ -698,6 +698,35 @@ async def kinds(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
     return out
 
 
+async def _first_wrong_output(s: Settings, row: Row,
+                               expected: Mapping[int, Sequence[str]]) -> str | None:
+    for n in s.sizes:
+        for runner, text in zip(row.runners[n], expected[n], strict=True):
+            why = await _check(runner, text)
+            if why is not None:
+                return why
+    return None
+
+
+async def _correct_rows(
+    s: Settings, rows: list[Row], expected: Mapping[int, Sequence[str]], skipped: list[Skipped]
+) -> list[Row]:
+    """Correctness first: a contender that does not produce the text is not timed (for L0
+    itself, and the raw floors, a wrong text is an error)."""
+    kept: list[Row] = []
+    for row in rows:
+        why = await _first_wrong_output(s, row, expected)
+        if why is None:
+            kept.append(row)
+        elif row.contender in ("raw", "l0_core") and not (
+            row.kind == "openai" and not row.name.endswith("-local")  # (l0-openai's adapter)
+        ):
+            raise SystemExit(f"{row.name}: {why}")
+        else:
+            skipped.append(Skipped(row.name, why))
+    return kept
+
+
 async def _throughput_timed(
     s: Settings,
     log: Callable[[str], None],
@@ -708,26 +737,7 @@ async def _throughput_timed(
     rounds: Mapping[int, int],
 ) -> dict[str, Any]:
     """Check every row's output, time the rows that are right, and summarise."""
-    # correctness first: a contender that does not produce the text is not timed
-    kept: list[Row] = []
-    for row in rows:
-        why = None
-        for n in s.sizes:
-            for runner, text in zip(row.runners[n], expected[n], strict=True):
-                why = await _check(runner, text)
-                if why is not None:
-                    break
-            if why is not None:
-                break
-        if why is None:
-            kept.append(row)
-        elif row.contender in ("raw", "l0_core") and not (
-            row.kind == "openai" and not row.name.endswith("-local")  # (l0-openai's adapter)
-        ):
-            raise SystemExit(f"{row.name}: {why}")
-        else:
-            skipped.append(Skipped(row.name, why))
-    rows = kept
+    rows = await _correct_rows(s, rows, expected, skipped)
 
     results: dict[str, dict[int, dict[str, float]]] = {row.name: {} for row in rows}
     for n in s.sizes:

@@ -19,15 +19,21 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS resolves these
     from l0_core.errors import (
+        AbortedError,
         Classification,
         ConfigError,
+        ContentError,
         ErrorCategory,
         ErrorCode,
         FailureType,
+        FatalError,
         GuardrailError,
         L0Error,
+        NetworkError,
+        ProviderError,
+        RateLimitError,
         Recovery,
-        TimeoutError,
+        TimeoutException,
     )
     from l0_core.events import (
         Complete,
@@ -53,18 +59,20 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS resol
     from l0_core.runtime.continuation import Continuation, Resume
     from l0_core.runtime.options import CheckIntervals, Timeout
     from l0_core.runtime.retry import Retry, RetryContext
-    from l0_core.runtime.stream import Stream, run
     from l0_core.runtime.state import State
+    from l0_core.runtime.stream import Stream, run
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AbortedError",
     "Adapter",
     "AdapterSession",
     "CheckIntervals",
     "Classification",
     "Complete",
     "ConfigError",
+    "ContentError",
     "Continuation",
     "CustomPatternRule",
     "Data",
@@ -76,15 +84,19 @@ __all__ = [
     "Event",
     "EventType",
     "FailureType",
+    "FatalError",
     "Finish",
     "FunctionRule",
     "GuardrailError",
     "Guardrails",
     "L0Error",
     "Message",
+    "NetworkError",
     "ObservabilityEvent",
     "ObservabilityEventType",
     "Progress",
+    "ProviderError",
+    "RateLimitError",
     "Recovery",
     "Resume",
     "Retry",
@@ -94,7 +106,7 @@ __all__ = [
     "State",
     "Stream",
     "Timeout",
-    "TimeoutError",
+    "TimeoutException",
     "Token",
     "ToolCall",
     "Violation",
@@ -120,7 +132,13 @@ _EXPORTS: dict[str, str] = {
     "GuardrailError": _ERRORS,
     "L0Error": _ERRORS,
     "Recovery": _ERRORS,
-    "TimeoutError": _ERRORS,
+    "AbortedError": _ERRORS,
+    "ContentError": _ERRORS,
+    "FatalError": _ERRORS,
+    "NetworkError": _ERRORS,
+    "ProviderError": _ERRORS,
+    "RateLimitError": _ERRORS,
+    "TimeoutException": _ERRORS,
     "Complete": _EVENTS,
     "Data": _EVENTS,
     "Discard": _EVENTS,

@@ -535,8 +535,3 @@ def _log_plugin_failure(exc: BaseException) -> None:
     import logging
 
     logging.getLogger("l0").warning("an l0_classify_error hook raised %r; ignored", exc)
-
-
-# Private, not exported: the name the session module still imports. It shadows
-# the builtin only inside this module (which says ``_BuiltinTimeout`` for that).
-TimeoutError = TimeoutException

@@ -189,9 +189,9 @@ def run(
     given = (on_start, on_complete, on_error, on_stream_event, on_violation, on_retry,
              on_fallback, on_resume, on_checkpoint, on_timeout, on_abort, on_drift,
              on_tool_call, on_token)  # in the order of CALLBACK_NAMES
-    callbacks_given: Mapping[str, Any] = (
-        _NO_CALLBACKS if given.count(None) == len(given) else dict(zip(CALLBACK_NAMES, given, strict=True))
-    )
+    callbacks_given: Mapping[str, Any] = _NO_CALLBACKS
+    if given.count(None) != len(given):
+        callbacks_given = dict(zip(CALLBACK_NAMES, given, strict=True))
     check_run_arguments(
         stream=stream, fallbacks=fallbacks, retry=retry, timeout=timeout, guardrails=guardrails,
         drift_action=drift_action, check_intervals=check_intervals,

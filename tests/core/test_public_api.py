@@ -10,7 +10,8 @@ EXPECTED = {
     "ErrorCode", "ErrorEvent", "Event", "EventType", "FailureType", "Finish", "FunctionRule",
     "GuardrailError", "Guardrails", "L0Error", "Message", "ObservabilityEvent",
     "ObservabilityEventType", "Progress", "Recovery", "Resume", "Retry", "RetryContext", "Rule",
-    "RuleSpec", "State", "Stream", "Timeout", "TimeoutError", "Token", "ToolCall", "Violation",
+    "RuleSpec", "State", "Stream", "Timeout", "TimeoutException", "Token", "ToolCall", "Violation",
+    "AbortedError", "ContentError", "FatalError", "NetworkError", "ProviderError", "RateLimitError",
     "__version__", "hookimpl", "register_plugin", "reload_config", "run", "wrap",
 }
 

@@ -65,7 +65,7 @@ async def test_total_budget_during_backoff() -> None:
     source = ScriptedSource([Script(["x"], fail_after=0), Script(["never"])])
     got = await consume(l0.run(stream=source, timeout=l0.Timeout(total=0.2),
                                retry=l0.Retry(base_delay=3.0, strategy="fixed")))
-    assert isinstance(got.error, l0.TimeoutError)
+    assert isinstance(got.error, l0.TimeoutException)
     assert got.error.code is l0.ErrorCode.TOTAL_TIMEOUT
 
 

@@ -81,7 +81,7 @@ async def test_slow_consumer_is_not_a_stall() -> None:
 async def test_total_budget_halts_the_session() -> None:
     source = ScriptedSource([Script(["a", "b"], delay=0.2)])
     got = await consume(l0.run(stream=source, timeout=l0.Timeout(total=0.3)))
-    assert isinstance(got.error, l0.TimeoutError)
+    assert isinstance(got.error, l0.TimeoutException)
     assert got.error.code is l0.ErrorCode.TOTAL_TIMEOUT
     assert source.calls == 1 and source.all_closed
 
