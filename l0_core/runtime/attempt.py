@@ -10,6 +10,7 @@ and callbacks, end the attempt) is here.
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from l0_core.errors import ErrorCode, L0Error
 from l0_core.events import Event, Token
 from l0_core.events import ObservabilityEventType as T
 from l0_core.runtime.adapters import AdapterSession, TextAdapter
-from l0_core.runtime.checks import Checks
+from l0_core.runtime.checks import NO_CHECKS, Checks
 from l0_core.runtime.continuation import OverlapRemover, Resume
 from l0_core.runtime.sources import FACTORY_BUGS, Source, close_quietly, factory_bug
 
@@ -53,7 +54,7 @@ class Attempt:
         self.start = len(st.parts)
         self.tools_from = len(st.tool_calls)
         self.data_from = len(st.data_outputs)
-        self.checks = Checks(session, self.start, resume)
+        self.checks = Checks(session, self.start, resume) if session.checking else NO_CHECKS
         cont = session.continuation
         self.dedup: OverlapRemover | None = None
         if resume is not None and cont is not None and cont.deduplicate:
@@ -190,7 +191,7 @@ class Attempt:
         s = self.session
         st = s.state
         if st.first_token_at is None:
-            st.first_token_at = s.clock()
+            st.first_token_at = time.monotonic()
         s.watchdog.to_inter()
         if s.listeners:
             inter = s.timeout.inter_token
@@ -202,7 +203,6 @@ class Attempt:
 
     def finish(self) -> Sequence[Event]:
         """The source ended: text still held back, then the end-of-attempt checks."""
-        self.session.watchdog.disarm()
         tail = self.held_text()
         self.end()  # (raises when the attempt failed after all: the tail is not delivered)
         return (tail,) if tail is not None else ()
@@ -247,7 +247,8 @@ class Attempt:
         reason = finish.finish_reason
         if reason == "length" and s.may_continue_on_length():
             s.emit(T.FINISH_REASON, finishReason="length")
-            self.checks.validated = len(st.parts)
+            if self.checks.active:  # everything streamed is kept for the continuation
+                self.checks.validated = len(st.parts)
             raise L0Error("the model stopped at its output length limit; continuing",
                           ErrorCode.INCOMPLETE, metadata={"finishReason": "length"})
         if reason not in (None, "stop") and s.listeners:

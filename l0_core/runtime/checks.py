@@ -187,3 +187,15 @@ class Checks:
             if hits:
                 raise GuardrailError(f"guardrail {hits[0].rule}: {hits[0].message}", code,
                                      violations=hits)
+
+
+def _nothing_to_check() -> Checks:
+    checks = Checks.__new__(Checks)
+    checks.rules, checks.streaming, checks.detector = [], [], None
+    checks.checked = checks.drift_checked = checks.validated = checks.g_off = checks.d_off = 0
+    return checks
+
+
+# Shared by every attempt of every session with nothing to check: it holds no state that
+# changes (``active`` is false, so nothing ticks it or reads its counters).
+NO_CHECKS = _nothing_to_check()

@@ -60,6 +60,7 @@ Listener = tuple[str, Callable[[ObservabilityEvent], Any]]  # (name for the logs
 _TEXT = TextAdapter()
 _EVENTS = EventsAdapter()
 _mono = time.monotonic
+_NEVER = 1 << 30  # the check interval of a session with nothing to check
 
 
 def _new_id() -> str:
@@ -72,6 +73,49 @@ def _new_id() -> str:
 
 class Session:
     """Everything about one ``run``: its options, its state and its event generator."""
+
+    __slots__ = (
+        "_abort_reported",
+        "_cancelled_by_us",
+        "_id",
+        "_mono0",
+        "_total_handle",
+        "_wall0",
+        "adapter_hint",
+        "adapter_options",
+        "build_prompt",
+        "callbacks",
+        "checking",
+        "close_waiter",
+        "closing",
+        "context",
+        "continuation",
+        "detect_zero",
+        "drift_action",
+        "drift_item",
+        "errors_seen",
+        "failure",
+        "finished",
+        "gen",
+        "guardrail_items",
+        "interval",
+        "intervals",
+        "isolation",
+        "items",
+        "listeners",
+        "model_retries",
+        "network_retries",
+        "notify",
+        "per_token",
+        "retry",
+        "sources",
+        "started",
+        "state",
+        "stop",
+        "timeout",
+        "token_listener",
+        "watchdog",
+    )
 
     def __init__(
         self,
@@ -119,6 +163,7 @@ class Session:
         self.notify = self._pick_notify()  # per-token callbacks, or None
         self.per_token = bool(keep_raw or self.notify is not None)  # work beyond the tick
         self.interval = self._interval()
+        self.checking = self.interval < _NEVER  # guardrails, drift or checkpoint events
         self.watchdog = Watchdog(timeout.initial_token, timeout.inter_token,
                                  progress=self.progress, reading=self.reading,
                                  on_stall=self.interrupt)
@@ -138,7 +183,7 @@ class Session:
         self._total_handle: asyncio.TimerHandle | None = None
 
     def _interval(self) -> int:
-        n = 1 << 30
+        n = _NEVER
         iv = self.intervals
         if self.guardrail_items:
             n = min(n, iv.guardrails)
@@ -450,7 +495,8 @@ class Session:
             self.emit(T.COMPLETE, tokenCount=len(st.parts), contentLength=len(content),
                       _state=st)
         complete = Complete(content, st.usage, st.finish_reason)
-        self.on_consumer_event(complete)
+        if self.callbacks is not None:
+            self.on_consumer_event(complete)
         return complete
 
     def _end(self, attempt: Attempt) -> None:

@@ -25,6 +25,7 @@ __all__ = ["Stream", "run"]
 StreamFactory = Callable[..., Any]
 
 _NO_CALLBACKS: Mapping[str, Any] = {}
+_defaults_for_run: Callable[[Any], Any] | None = None
 _DEFAULT_TIMEOUT: Timeout | None = None
 _DEFAULT_INTERVALS: CheckIntervals | None = None
 
@@ -200,9 +201,7 @@ def run(
         adapter_options=adapter_options, context=context, observers=observers,
         callbacks=callbacks_given,
     )
-    from l0_core.plugins.config import defaults_for_run  # (pydantic: not at import time)
-
-    cfg = defaults_for_run(config)
+    cfg = _configuration(config)
     isolation = Isolation()
     callbacks = None
     if callbacks_given is not _NO_CALLBACKS:
@@ -223,6 +222,17 @@ def run(
         listeners=listeners, token_listener=on_event, callbacks=callbacks, isolation=isolation,
     )
     return Stream(session)
+
+
+def _configuration(explicit: Any) -> Any:
+    """The project configuration (``l0.toml``...), loaded on the first ``run()``: its
+    module needs pydantic, which ``import l0_core`` does not load."""
+    global _defaults_for_run
+    if _defaults_for_run is None:
+        from l0_core.plugins.config import defaults_for_run
+
+        _defaults_for_run = defaults_for_run
+    return _defaults_for_run(explicit)
 
 
 def _listeners(
