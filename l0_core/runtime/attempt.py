@@ -72,6 +72,8 @@ class Attempt:
     async def open(self) -> Any:
         """Call the factory, start the stream and read its first item (or ``END``)."""
         s = self.session
+        if s.stop is not None:  # abort() or the total budget came first
+            raise s.stop
         st = s.state
         st.attempt, st.fallback_index = self.number, self.index
         if s.listeners:

@@ -203,8 +203,6 @@ class Session:
         try:
             while True:
                 try:
-                    if self.stop is not None:
-                        raise self.stop
                     for ev in attempt.first_item(await attempt.open()):
                         yield ev
                     if self.stop is not None:

@@ -1,6 +1,6 @@
 """The plugin documentation keeps up with the contract, and every documented example runs.
 
-(a) every hook in ``l0_core/hookspecs.py`` and each of its parameters is documented in
+(a) every hook in ``l0_core/plugins/hookspecs.py`` and each of its parameters is documented in
     ``docs/plugins.md``;
 (b) every hook is exercised by some test file under ``tests/`` or ``plugins/``;
 (c) every ```python block in ``docs/*.md`` runs; the blocks of one document run in order in
