@@ -170,6 +170,11 @@ def _factory(kind: Kind, client: Any, request: Mapping[str, Any]) -> Callable[..
     async def factory(resume: Resume | None) -> Any:
         return await create(**(base if resume is None else resume_request(base, resume)))
 
+    # what observers see of this source (STREAM_INIT's "source"): never the messages
+    factory.l0_source = {  # type: ignore[attr-defined]
+        "provider": "openai", "operation": "chat" if kind == "chat" else "responses",
+        "model": base.get("model"),
+    }
     return factory
 
 

@@ -77,7 +77,10 @@ class Attempt:
         st = s.state
         st.attempt, st.fallback_index = self.number, self.index
         if s.listeners:
-            s.emit(T.STREAM_INIT)
+            if self.source.info is None:
+                s.emit(T.STREAM_INIT)
+            else:
+                s.emit(T.STREAM_INIT, source=self.source.info)
         s.watchdog.arm()
         if s.listeners and s.timeout.initial_token is not None:
             s.emit(T.TIMEOUT_START, timeoutType="initial",

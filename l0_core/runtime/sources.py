@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from l0_core.errors import ErrorCode, L0Error
@@ -23,11 +24,14 @@ class Source:
     """One stream source: a factory (called afresh for every attempt) or a bare
     async iterator (read once: it cannot be retried)."""
 
-    __slots__ = ("bare", "fn", "takes_resume", "used")
+    __slots__ = ("bare", "fn", "info", "takes_resume", "used")
 
     def __init__(self, source: Any) -> None:
         self.used = False
         self.fn = source
+        # what the source is, for observers: {"provider": ..., "model": ..., "operation": ...}
+        info = getattr(source, "l0_source", None)
+        self.info: dict[str, Any] | None = dict(info) if isinstance(info, Mapping) else None
         self.bare = not callable(source) or hasattr(source, "__anext__")
         self.takes_resume = not self.bare and takes_resume(source)
 

@@ -300,3 +300,15 @@ async def test_no_token_observability_events_without_on_event() -> None:
 
     await l0.run(stream=ScriptedSource([Script(["a", "b"])]), observers=[Observer()]).read()
     assert "TOKEN" not in seen and "COMPLETE" in seen
+
+
+async def test_a_factory_can_describe_itself_to_observers() -> None:
+    async def tokens() -> AsyncIterator[str]:
+        yield "x"
+
+    described: Any = lambda: tokens()  # noqa: E731
+    described.l0_source = {"provider": "acme", "model": "m-1", "operation": "chat"}
+    rec = Recorder()
+    await l0.run(stream=described, fallbacks=[tokens], on_event=rec).read()
+    (init,) = rec.of("STREAM_INIT")
+    assert init["source"] == {"provider": "acme", "model": "m-1", "operation": "chat"}

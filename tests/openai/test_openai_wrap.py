@@ -402,3 +402,15 @@ async def test_non_streaming_responses_are_the_sdks() -> None:
         response = await client.responses.create(model=MODEL, input="Say hello")
         assert response.output_text == TEXT
         await assert_all_closed(server, client)
+
+
+async def test_wrapped_sources_describe_their_model_to_observers() -> None:
+    seen: list[Any] = []
+    async with OpenAIServer(turns=[OK]) as server:
+        client = l0.wrap(raw_client(server), on_event=lambda e: seen.append(e))
+        stream = await client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                      stream=True)
+        assert await stream.read() == TEXT
+        await assert_all_closed(server, client)
+    (init,) = [e for e in seen if e.type is l0.ObservabilityEventType.STREAM_INIT]
+    assert init["source"] == {"provider": "openai", "operation": "chat", "model": MODEL}
