@@ -123,8 +123,16 @@ class SentryObserver:
             })
 
     def _text_allowed(self) -> bool:
+        """Text goes to Sentry only when both L0 (``include_prompts``) and the application's
+        Sentry options allow it: ``data_collection``'s ``gen_ai.outputs`` when given (newer
+        sentry-sdk), else ``send_default_pii``."""
         assert self.options is not None
-        return self.options.include_prompts and should_send_default_pii()
+        if not self.options.include_prompts:
+            return False
+        collection = sentry_sdk.get_client().options.get("data_collection")
+        if isinstance(collection, Mapping) and collection.get("provided_by_user"):
+            return bool((collection.get("gen_ai") or {}).get("outputs"))
+        return should_send_default_pii()
 
     # -- session and attempts ----------------------------------------------------------------
 
@@ -199,6 +207,8 @@ class SentryObserver:
         self._terminal = not event.get("willRetry") and not event.get("willFallback")
         self._end_attempt_span("cancelled" if code == "STREAM_ABORTED" else "internal_error",
                                code)
+        if code == "STREAM_ABORTED":
+            return  # the application asked for it: the abort breadcrumb follows
         self._breadcrumb(
             "error", f"attempt {self._attempts} failed: {code}", level="error", code=code,
             attempt=self._attempts, fallback_index=self._fallback_index,
