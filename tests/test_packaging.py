@@ -21,6 +21,7 @@ DISTRIBUTIONS = [
     (".", "l0-core", "l0_core"),
     ("l0-openai", "l0-openai", "l0_openai"),
     ("plugins/l0-plugin-example", "l0-plugin-example", "l0_plugin_example"),
+    ("l0-sentry", "l0-sentry", "l0_sentry"),
 ]
 IDS = [distribution for _, distribution, _ in DISTRIBUTIONS]
 
@@ -69,7 +70,8 @@ def test_sdist_ships_the_license_and_the_typed_package(
     with tarfile.open(_build(folder, "sdist", tmp_path)) as sdist:
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
     assert {"LICENSE", "README.md", "pyproject.toml", f"{package}/py.typed"} <= names
-    assert not any(name.startswith(("plugins/", "l0-openai/", "tests/", "docs/", "bench/"))
+    assert not any(name.startswith(("plugins/", "l0-openai/", "l0-sentry/", "tests/", "docs/",
+                                    "bench/"))
                    for name in names if package == "l0_core")
 
 
