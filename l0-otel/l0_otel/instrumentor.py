@@ -64,12 +64,12 @@ class L0Instrumentor(BaseInstrumentor):  # type: ignore[misc]
             return listeners
 
         _listeners.__wrapped__ = original  # type: ignore[attr-defined]
-        stream._listeners = _listeners  # type: ignore[assignment]
+        stream._listeners = _listeners
 
     def _uninstrument(self, **kwargs: Any) -> None:
         from l0_core.runtime import stream
 
         original = type(self)._original
         if original is not None:
-            stream._listeners = original  # type: ignore[assignment]
+            stream._listeners = original
             type(self)._original = None

@@ -54,10 +54,10 @@ class _Session:
     """What one session has recorded so far. Only the observer touches it."""
 
     __slots__ = (
-        "attempt", "attempt_span", "attempt_ts", "attempts", "checkpoints", "drift", "error_type", "failed",
-        "fallback_index", "first_ts", "metric_attrs", "model", "operation", "provider",
-        "resumed", "retries", "retries_network", "span", "timeouts", "token", "token_task",
-        "violations",
+        "attempt", "attempt_span", "attempt_ts", "attempts", "checkpoints", "drift",
+        "error_type", "failed", "fallback_index", "first_ts", "metric_attrs", "model",
+        "operation", "provider", "resumed", "retries", "retries_network", "span", "timeouts",
+        "token", "token_task", "violations",
     )
 
     def __init__(self, span: Span, ts: float) -> None:
@@ -190,9 +190,8 @@ class OtelObserver:
         self._detach(s)
         meta = event.meta
         code = str(meta.get("errorCode") or "UNKNOWN_ERROR")
-        will_retry, will_fallback = bool(meta.get("willRetry")), bool(meta.get("willFallback"))
         s.error_type = code
-        s.failed = not (will_retry or will_fallback)
+        s.failed = not (meta.get("willRetry") or meta.get("willFallback"))
         span = s.attempt_span
         if span is not None:
             span.set_attributes({"error.type": code,
@@ -201,17 +200,19 @@ class OtelObserver:
             span.set_status(Status(StatusCode.ERROR, code))
             span.end()
             s.attempt_span = None
-        if will_retry:
-            s.retries += 1
-            if meta.get("failureType") == "network":
-                s.retries_network += 1
-            self._t.retries.add(1, {**_request_attrs(s), "l0.retry.reason": code})
 
     def _retry(self, s: _Session, event: ObservabilityEvent) -> None:
+        # Counted here, like L0's own retry counts: a network retry (timeouts included)
+        # does not use up the model retry budget.
+        reason = s.error_type or "UNKNOWN_ERROR"
+        s.retries += 1
+        if event.meta.get("isNetwork"):
+            s.retries_network += 1
+        self._t.retries.add(1, {**_request_attrs(s), "l0.retry.reason": reason})
         s.span.add_event("l0.retry", {
             "l0.attempt.number": int(event.meta.get("attempt") or 0),
             "l0.retry.delay_ms": float(event.meta.get("delayMs") or 0.0),
-            "error.type": s.error_type or "UNKNOWN_ERROR",
+            "error.type": reason,
         })
 
     def _fallback(self, s: _Session, event: ObservabilityEvent) -> None:

@@ -13,12 +13,26 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from l0_core.testing import instant_backoff
 from l0_otel import OtelObserver
+
+
+class OpenSpans(SpanProcessor):
+    """Spans started and not ended yet: every test ends with none (spans end on every path)."""
+
+    def __init__(self) -> None:
+        self.open: dict[int, str] = {}
+
+    def on_start(self, span: Span, parent_context: Any = None) -> None:
+        self.open[span.context.span_id] = span.name
+
+    def on_end(self, span: ReadableSpan) -> None:
+        assert span.context is not None
+        self.open.pop(span.context.span_id, None)
 
 
 @dataclass
@@ -27,6 +41,7 @@ class Otel:
     exporter: InMemorySpanExporter
     meter_provider: MeterProvider
     reader: InMemoryMetricReader
+    tracking: OpenSpans
 
     def observer(self, **options: Any) -> OtelObserver:
         return OtelObserver(tracer_provider=self.tracer_provider,
@@ -65,9 +80,12 @@ def otel(monkeypatch: pytest.MonkeyPatch) -> Iterator[Otel]:
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracking = OpenSpans()
+    tracer_provider.add_span_processor(tracking)
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
     with instant_backoff():
-        yield Otel(tracer_provider, exporter, meter_provider, reader)
+        yield Otel(tracer_provider, exporter, meter_provider, reader, tracking)
+    assert tracking.open == {}, f"spans never ended: {sorted(tracking.open.values())}"
     tracer_provider.shutdown()
     meter_provider.shutdown()
