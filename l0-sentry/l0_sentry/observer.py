@@ -17,8 +17,9 @@ What a session becomes in Sentry:
   after the provider (Sentry's own ``openai`` integration) already records each request:
   then its spans are the attempts and L0 adds none, so tokens are never counted twice.
 
-Spans are created with ``start_child`` and finished explicitly, never entered as the
-current span: a span attached to a context across the stream's ``yield`` would leak into
+Spans are started as children of the span current at ``SESSION_START`` and ended
+explicitly, never made the current span: a span attached to a context across the
+stream's ``yield`` would leak into
 the consumer's code or fail to detach in another task.
 """
 
@@ -31,11 +32,11 @@ from typing import Any
 
 import sentry_sdk
 from sentry_sdk.scope import Scope, should_send_default_pii, use_isolation_scope
-from sentry_sdk.tracing import Span
 from sentry_sdk.utils import event_from_exception
 
 from l0_core import L0Error, ObservabilityEvent, ObservabilityEventType
 from l0_sentry.integration import L0Integration, Options, current_options
+from l0_sentry.spans import Outcome, SpanHandle, current_parent
 
 __all__ = ["SentryObserver"]
 
@@ -85,8 +86,8 @@ class SentryObserver:
         self._terminal = False
         self._aborted = False
         self._fallback_index = 0
-        self._session_span: Span | None = None
-        self._attempt_span: Span | None = None
+        self._session_span: SpanHandle | None = None
+        self._attempt_span: SpanHandle | None = None
         self._attempt_t0 = 0.0
         self._first_token_s: float | None = None
         self._stream_id = ""
@@ -141,11 +142,11 @@ class SentryObserver:
         self._stream_id = event.stream_id
         self._app_scope = sentry_sdk.get_isolation_scope()
         if self.options.spans:
-            parent = sentry_sdk.get_current_span()
-            if parent is not None:  # spans only inside a transaction the application started
-                self._session_span = parent.start_child(
-                    op="l0.session", name="l0 session", origin=L0Integration.origin)
-                self._session_span.set_data("l0.stream_id", event.stream_id)
+            parent = current_parent()
+            if parent is not None:  # spans only inside a trace the application started
+                self._session_span = parent.child("l0.session", "l0 session",
+                                                  L0Integration.origin)
+                self._session_span.set("l0.stream_id", event.stream_id)
 
     def _on_stream_init(self, event: ObservabilityEvent) -> None:
         self._attempts += 1
@@ -169,16 +170,16 @@ class SentryObserver:
         assert self._session_span is not None
         operation = str(source.get("operation") or "chat")
         model = source.get("model")
-        span = self._session_span.start_child(
-            op=_OPS.get(operation, f"gen_ai.{operation}"),
-            name=f"{operation} {model}" if model else operation, origin=L0Integration.origin)
-        span.set_data("gen_ai.operation.name", operation)
-        span.set_data("gen_ai.system", source.get("provider") or "unknown")
+        span = self._session_span.child(_OPS.get(operation, f"gen_ai.{operation}"),
+                                        f"{operation} {model}" if model else operation,
+                                        L0Integration.origin)
+        span.set("gen_ai.operation.name", operation)
+        span.set("gen_ai.system", source.get("provider") or "unknown")
         if model:
-            span.set_data("gen_ai.request.model", model)
-        span.set_data("gen_ai.response.streaming", True)
-        span.set_data("l0.attempt", self._attempts)
-        span.set_data("l0.fallback_index", self._fallback_index)
+            span.set("gen_ai.request.model", model)
+        span.set("gen_ai.response.streaming", True)
+        span.set("l0.attempt", self._attempts)
+        span.set("l0.fallback_index", self._fallback_index)
         self._attempt_span = span
 
     def _on_first_token(self, event: ObservabilityEvent) -> None:
@@ -186,16 +187,15 @@ class SentryObserver:
         if self._first_token_s is None and event.get("timeoutType") == "inter":
             self._first_token_s = time.perf_counter() - self._attempt_t0
 
-    def _end_attempt_span(self, status: str, code: str | None = None) -> None:
+    def _end_attempt_span(self, outcome: Outcome, code: str | None = None) -> None:
         span, self._attempt_span = self._attempt_span, None
         if span is None:
             return
         if self._first_token_s is not None:
-            span.set_data("gen_ai.response.time_to_first_token", self._first_token_s)
+            span.set("gen_ai.response.time_to_first_token", self._first_token_s)
         if code is not None:
-            span.set_data("l0.error_code", code)
-        span.set_status(status)
-        span.finish()
+            span.set("l0.error_code", code)
+        span.end(outcome)
 
     # -- outcomes ----------------------------------------------------------------------------
 
@@ -205,8 +205,7 @@ class SentryObserver:
         self._codes.append(code)
         self._last_error = error if isinstance(error, L0Error) else None
         self._terminal = not event.get("willRetry") and not event.get("willFallback")
-        self._end_attempt_span("cancelled" if code == "STREAM_ABORTED" else "internal_error",
-                               code)
+        self._end_attempt_span("cancelled" if code == "STREAM_ABORTED" else "error", code)
         if code == "STREAM_ABORTED":
             return  # the application asked for it: the abort breadcrumb follows
         self._breadcrumb(
@@ -222,9 +221,9 @@ class SentryObserver:
         if span is not None and state is not None:
             _usage_data(span, state.usage)
             if state.finish_reason:
-                span.set_data("gen_ai.response.finish_reasons", [state.finish_reason])
+                span.set("gen_ai.response.finish_reasons", [state.finish_reason])
             if self._text_allowed():
-                span.set_data("gen_ai.response.text", state.content)
+                span.set("gen_ai.response.text", state.content)
         self._end_attempt_span("ok")
         assert self.options is not None
         if self._fallback_index > 0 and self.options.capture_degraded:
@@ -245,12 +244,11 @@ class SentryObserver:
             self._app_scope.add_breadcrumb(crumb)
         span, self._session_span = self._session_span, None
         if span is not None:
-            span.set_data("l0.attempts", self._attempts)
-            span.set_data("l0.fallback_index", self._fallback_index)
+            span.set("l0.attempts", self._attempts)
+            span.set("l0.fallback_index", self._fallback_index)
             if self._codes:
-                span.set_data("l0.error_codes", list(self._codes))
-            span.set_status("internal_error" if failed else "cancelled" if cancelled else "ok")
-            span.finish()
+                span.set("l0.error_codes", list(self._codes))
+            span.end("error" if failed else "cancelled" if cancelled else "ok")
 
     def _context(self) -> dict[str, Any]:
         """The ``l0`` context of an event: the whole story of the session, without text."""
@@ -348,7 +346,7 @@ def _drop_l0_frame_variables(event: Any) -> None:
                 frame.pop("vars", None)
 
 
-def _usage_data(span: Span, usage: Mapping[str, Any] | None) -> None:
+def _usage_data(span: SpanHandle, usage: Mapping[str, Any] | None) -> None:
     """Token usage in Sentry's keys, from Chat Completions or Responses API usage."""
     if not usage:
         return
@@ -358,7 +356,7 @@ def _usage_data(span: Span, usage: Mapping[str, Any] | None) -> None:
     for key, names in pairs:
         value = next((usage[n] for n in names if isinstance(usage.get(n), int)), None)
         if value is not None:
-            span.set_data(key, value)
+            span.set(key, value)
 
 
 _HANDLERS: dict[ObservabilityEventType, Handler] = {

@@ -298,6 +298,19 @@ async def test_spans_nest_under_the_current_transaction(sentry: Init) -> None:
     assert attempts[1]["data"]["gen_ai.response.finish_reasons"] == ["stop"]
 
 
+async def test_spans_in_the_streaming_trace_lifecycle(sentry: Init) -> None:
+    captured = sentry(trace_lifecycle="stream")
+    source = described(ScriptedSource([Script(["a"], fail_after=1), Script(["ok"])]), "m1")
+    with sentry_sdk.traces.start_span(name="request") as root:
+        assert await l0.run(stream=source, observers=["sentry"]).read() == "ok"
+    spans = captured.spans
+    (session,) = [s for s in spans if s["op"] == "l0.session"]
+    assert session["parent_span_id"] == root.span_id and session["status"] == "ok"
+    attempts = [s for s in spans if s["op"] == "gen_ai.chat"]
+    assert [(s["description"], s["parent_span_id"], s["status"]) for s in attempts] \
+        == [("chat m1", session["span_id"], "error"), ("chat m1", session["span_id"], "ok")]
+
+
 async def test_no_spans_outside_a_transaction_or_when_turned_off(sentry: Init) -> None:
     captured = sentry()
     await l0.run(stream=answers("m", "a"), observers=["sentry"]).read()
