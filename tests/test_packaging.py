@@ -22,6 +22,7 @@ DISTRIBUTIONS = [
     ("l0-openai", "l0-openai", "l0_openai"),
     ("plugins/l0-plugin-example", "l0-plugin-example", "l0_plugin_example"),
     ("l0-sentry", "l0-sentry", "l0_sentry"),
+    ("l0-otel", "l0-otel", "l0_otel"),
 ]
 IDS = [distribution for _, distribution, _ in DISTRIBUTIONS]
 
@@ -70,8 +71,8 @@ def test_sdist_ships_the_license_and_the_typed_package(
     with tarfile.open(_build(folder, "sdist", tmp_path)) as sdist:
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
     assert {"LICENSE", "README.md", "pyproject.toml", f"{package}/py.typed"} <= names
-    assert not any(name.startswith(("plugins/", "l0-openai/", "l0-sentry/", "tests/", "docs/",
-                                    "bench/"))
+    assert not any(name.startswith(("plugins/", "l0-openai/", "l0-sentry/", "l0-otel/", "tests/",
+                                    "docs/", "bench/"))
                    for name in names if package == "l0_core")
 
 
@@ -99,7 +100,7 @@ def test_every_package_is_typed(folder: str, distribution: str, package: str) ->
 
 def test_project_urls_are_the_same_for_every_distribution() -> None:
     urls = [_project(folder)["urls"] for folder, _, _ in DISTRIBUTIONS]
-    assert urls[0] == urls[1] == urls[2]
+    assert all(url == urls[0] for url in urls)
     assert urls[0]["Source"] == "https://github.com/ai2070/l0-python"  # type: ignore[index]
 
 
