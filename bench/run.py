@@ -35,6 +35,7 @@ import asyncio
 import gc
 import importlib
 import importlib.metadata
+import importlib.util
 import json
 import platform
 import random
@@ -86,6 +87,36 @@ FEATURES: dict[str, dict[str, Any]] = {
 }
 
 # Budgets, reported next to the numbers (never asserted).
+
+
+def _sentry_level() -> dict[str, dict[str, Any]]:
+    """The ``sentry`` level when l0-sentry is installed: its observer on every session, with a
+    Sentry client that sends nowhere (``_init_sentry``). It works per session, never per token."""
+    if importlib.util.find_spec("l0_sentry") is None:
+        return {}
+    return {"sentry": {"observers": ["sentry"]}}
+
+
+FEATURES.update(_sentry_level())
+
+
+def _init_sentry() -> None:
+    """An active Sentry client (errors and tracing on, ``L0Integration``) whose transport
+    drops every envelope, as an application that uses Sentry has."""
+    import sentry_sdk
+    from sentry_sdk.transport import Transport
+
+    from l0_sentry import L0Integration
+
+    class _Nowhere(Transport):
+        def capture_envelope(self, envelope: Any) -> None:
+            return None
+
+    sentry_sdk.init(dsn="https://public@sentry.invalid/1", transport=_Nowhere,
+                    traces_sample_rate=1.0, default_integrations=False,
+                    integrations=[L0Integration()])
+
+
 RATIO_BUDGET: dict[str, float] = {  # ns/token of the row <= budget x its raw floor
     "core": 3.0,
     "recommended": 4.0,
@@ -800,13 +831,14 @@ async def _throughput_timed(
 
 
 def _session_sampler(
-    kind: str, use_l0: bool, batch: int
+    kind: str, use_l0: bool, batch: int, feature: Mapping[str, Any] | None = None
 ) -> Callable[[], Awaitable[tuple[int, int]]]:
     """``batch`` 1-token sessions; returns (sum of times to first token, sum of session times)."""
     items: list[Any] = ["Hello"] if kind == "str" else chunks(["Hello"])
     gen = _source(items)
     adapter = FakeChunkAdapter()
     options: dict[str, Any] = {} if kind == "str" else {"adapter": adapter}
+    options.update(feature or {})
     perf = time.perf_counter_ns
 
     async def raw_session() -> tuple[int, int, str]:
@@ -860,6 +892,9 @@ async def sessions(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
         "raw-chunks": _session_sampler("chunks", False, s.session_batch),
         "l0-core-chunks": _session_sampler("chunks", True, s.session_batch),
     }
+    if "sentry" in s.features:  # the observer's fixed cost per session
+        samplers["l0-sentry-str"] = _session_sampler("str", True, s.session_batch,
+                                                     FEATURES["sentry"])
     log(f"  sessions: {len(samplers)} rows x {s.session_rounds} rounds x {s.session_batch}")
     samples = await _interleaved(samplers, s.session_rounds, s.warmup)
     rows: list[dict[str, Any]] = []
@@ -881,7 +916,10 @@ async def sessions(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
             floor = by["raw-" + r["name"].split("-")[-1]]
             r["overhead_ttft_ns"] = r["ttft_median_ns"] - floor["ttft_median_ns"]
             r["overhead_session_ns"] = r["session_median_ns"] - floor["session_median_ns"]
-    return {"batch": s.session_batch, "rounds": s.session_rounds, "rows": rows}
+    # the core rows, and apart from them the rows of feature levels that work per session
+    core = [r for r in rows if not r["name"].startswith("l0-sentry")]
+    return {"batch": s.session_batch, "rounds": s.session_rounds, "rows": core,
+            "feature_rows": [r for r in rows if r not in core]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1248,7 +1286,7 @@ def _report_sessions(se: Mapping[str, Any]) -> list[str]:
             f"+{r['overhead_ttft_ns'] / 1e3:.2f}" if "overhead_ttft_ns" in r else "-",
             f"+{r['overhead_session_ns'] / 1e3:.2f}" if "overhead_session_ns" in r else "-",
         ]
-        for r in se["rows"]
+        for r in [*se["rows"], *se.get("feature_rows", ())]
     ]
     return [
         f"3. Time to first token and fixed cost of a 1-token session (us, median [min] "
@@ -1422,6 +1460,8 @@ SECTIONS: dict[str, Callable[[Settings, Callable[[str], None]], Awaitable[dict[s
 
 async def main_async(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
     res: dict[str, Any] = {"meta": _meta(s)}
+    if "sentry" in s.features:
+        _init_sentry()
     t0 = time.perf_counter()
     for name in s.sections:
         section = SECTIONS[name]
