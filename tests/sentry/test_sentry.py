@@ -74,7 +74,7 @@ def test_the_observer_is_registered_by_entry_point_as_sentry() -> None:
 
 
 async def test_without_sentry_initialised_the_observer_does_nothing() -> None:
-    sentry_sdk.init()  # an inactive client
+    sentry_sdk.init(default_integrations=False)  # an inactive client
     assert await l0.run(stream=answers("m", "hi"), observers=["sentry"]).read() == "hi"
 
 
