@@ -100,6 +100,18 @@ def _sentry_level() -> dict[str, dict[str, Any]]:
 FEATURES.update(_sentry_level())
 
 
+def _otel_level() -> dict[str, dict[str, Any]]:
+    """The ``otel`` level when l0-otel and the OpenTelemetry SDK are installed: its observer
+    on every session, recording into SDK providers (``_init_otel``). Per session only."""
+    if importlib.util.find_spec("l0_otel") is None or importlib.util.find_spec(
+            "opentelemetry.sdk") is None:
+        return {}
+    return {"otel": {"observers": ["otel"]}}
+
+
+FEATURES.update(_otel_level())
+
+
 def _init_sentry() -> None:
     """An active Sentry client (errors and tracing on, ``L0Integration``) whose transport
     drops every envelope, as an application that uses Sentry has."""
@@ -115,6 +127,29 @@ def _init_sentry() -> None:
     sentry_sdk.init(dsn="https://public@sentry.invalid/1", transport=_Nowhere,
                     traces_sample_rate=1.0, default_integrations=False,
                     integrations=[L0Integration()])
+
+
+def _init_otel() -> None:
+    """Global SDK providers, as an application that uses OpenTelemetry has: every span
+    sampled and handed to an exporter that drops it, every metric aggregated in memory."""
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        SimpleSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    class _Nowhere(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(_Nowhere()))
+    trace.set_tracer_provider(provider)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
 
 
 RATIO_BUDGET: dict[str, float] = {  # ns/token of the row <= budget x its raw floor
@@ -895,6 +930,9 @@ async def sessions(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
     if "sentry" in s.features:  # the observer's fixed cost per session
         samplers["l0-sentry-str"] = _session_sampler("str", True, s.session_batch,
                                                      FEATURES["sentry"])
+    if "otel" in s.features:
+        samplers["l0-otel-str"] = _session_sampler("str", True, s.session_batch,
+                                                   FEATURES["otel"])
     log(f"  sessions: {len(samplers)} rows x {s.session_rounds} rounds x {s.session_batch}")
     samples = await _interleaved(samplers, s.session_rounds, s.warmup)
     rows: list[dict[str, Any]] = []
@@ -917,7 +955,7 @@ async def sessions(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
             r["overhead_ttft_ns"] = r["ttft_median_ns"] - floor["ttft_median_ns"]
             r["overhead_session_ns"] = r["session_median_ns"] - floor["session_median_ns"]
     # the core rows, and apart from them the rows of feature levels that work per session
-    core = [r for r in rows if not r["name"].startswith("l0-sentry")]
+    core = [r for r in rows if not r["name"].startswith(("l0-sentry", "l0-otel"))]
     return {"batch": s.session_batch, "rounds": s.session_rounds, "rows": core,
             "feature_rows": [r for r in rows if r not in core]}
 
@@ -1462,6 +1500,8 @@ async def main_async(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
     res: dict[str, Any] = {"meta": _meta(s)}
     if "sentry" in s.features:
         _init_sentry()
+    if "otel" in s.features:
+        _init_otel()
     t0 = time.perf_counter()
     for name in s.sections:
         section = SECTIONS[name]
