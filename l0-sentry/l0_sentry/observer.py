@@ -19,8 +19,7 @@ What a session becomes in Sentry:
 
 Spans are started as children of the span current at ``SESSION_START`` and ended
 explicitly, never made the current span: a span attached to a context across the
-stream's ``yield`` would leak into
-the consumer's code or fail to detach in another task.
+stream's ``yield`` would leak into the consumer's code or fail to detach in another task.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import sentry_sdk
+from sentry_sdk.consts import DEFAULT_OPTIONS
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
@@ -61,16 +62,30 @@ class Captured:
         transactions and the ``gen_ai.*`` ones Sentry streams as ``span`` items."""
         spans = [{"op": s.get("op"), "description": s.get("description"),
                   "span_id": s["span_id"], "parent_span_id": s.get("parent_span_id"),
-                  "status": s.get("status"), "origin": s.get("origin"), "data": s.get("data", {})}
+                  # older sentry-sdk versions keep the status in the span's tags only
+                  "status": _status(s.get("status") or s.get("tags", {}).get("status")),
+                  "origin": s.get("origin"), "data": s.get("data", {})}
                  for t in self.transactions for s in t.get("spans", [])]
         for item in self._payloads("span"):
             for s in item["items"]:
                 attributes = {k: v["value"] for k, v in s.get("attributes", {}).items()}
                 spans.append({"op": attributes.get("sentry.op"), "description": s.get("name"),
                               "span_id": s["span_id"], "parent_span_id": s.get("parent_span_id"),
-                              "status": s.get("status"), "origin": attributes.get("sentry.origin"),
+                              "status": _status(s.get("status")),
+                              "origin": attributes.get("sentry.origin"),
                               "data": attributes})
         return spans
+
+
+def _status(status: str | None) -> str | None:
+    """One vocabulary for both span shapes: streamed spans know only ok and error, while a
+    transaction's spans have Sentry's detailed statuses (internal_error...)."""
+    return status if status in (None, "ok", "cancelled") else "error"
+
+
+def supports(option: str) -> bool:
+    """Whether the installed sentry-sdk knows an ``init`` option (newer ones have more)."""
+    return option in DEFAULT_OPTIONS
 
 
 Init = Callable[..., Captured]

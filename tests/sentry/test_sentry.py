@@ -16,7 +16,7 @@ from l0_core.plugins import config
 from l0_core.plugins.host import get_host
 from l0_core.testing import Script, ScriptedSource
 from l0_sentry import L0Integration, SentryObserver
-from tests.sentry.conftest import Captured, Init
+from tests.sentry.conftest import Captured, Init, supports
 
 pytestmark = pytest.mark.usefixtures("instant")
 
@@ -298,6 +298,7 @@ async def test_spans_nest_under_the_current_transaction(sentry: Init) -> None:
     assert attempts[1]["data"]["gen_ai.response.finish_reasons"] == ["stop"]
 
 
+@pytest.mark.skipif(not supports("trace_lifecycle"), reason="sentry-sdk without span streaming")
 async def test_spans_in_the_streaming_trace_lifecycle(sentry: Init) -> None:
     captured = sentry(trace_lifecycle="stream")
     source = described(ScriptedSource([Script(["a"], fail_after=1), Script(["ok"])]), "m1")
@@ -343,6 +344,7 @@ async def test_text_is_sent_only_with_send_default_pii_and_include_prompts(
     assert event["contexts"]["l0"]["checkpoint_length"] == len(SECRET)
 
 
+@pytest.mark.skipif(not supports("data_collection"), reason="sentry-sdk without data_collection")
 @pytest.mark.parametrize(("outputs", "include"), [(True, True), (False, True), (True, False)])
 async def test_data_collection_gen_ai_outputs_decides_for_newer_sentry_sdks(
     sentry: Init, outputs: bool, include: bool

@@ -11,7 +11,7 @@ from sentry_sdk.integrations.openai import OpenAIIntegration
 import l0_core as l0
 from l0_core.plugins import host as plugins
 from l0_core.testing.openai_server import OpenAIServer, Turn
-from tests.sentry.conftest import Init
+from tests.sentry.conftest import Init, supports
 
 MESSAGES = [{"role": "user", "content": "Say hello."}]
 TURNS = [Turn(status=503), Turn(tokens=["Hello", "!"])]
@@ -58,9 +58,11 @@ async def test_with_sentrys_openai_integration_there_is_one_span_per_request(
     async with OpenAIServer(turns=TURNS) as server:
         assert await _chat(server) == "Hello!"
     spans = captured.spans
-    chats = [s for s in spans if s["op"] == "gen_ai.chat"]
-    assert len(chats) == 2  # one per request, both Sentry's own
-    assert {s["origin"] for s in chats} == {"auto.ai.openai"}
+    theirs = [s for s in spans if s["origin"] == "auto.ai.openai"]
+    ours = [s for s in spans if s["origin"] == "auto.ai.l0" and s["op"] != "l0.session"]
+    assert ours == []  # the attempts are Sentry's spans: one per request
+    # (op gen_ai.chat; old sentry-sdk versions named it otherwise and lost the failed one's)
+    assert len(theirs) == 2 if supports("trace_lifecycle") else 1 <= len(theirs) <= 2
     (session,) = [s for s in spans if s["op"] == "l0.session"]
     assert session["status"] == "ok" and session["data"]["l0.attempts"] == 2
     # Sentry's integration reports the failed request itself (L0 recovered: nothing from L0)
