@@ -11,6 +11,7 @@ as those are set, even when that happens after the first session.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry import metrics, trace
@@ -37,18 +38,16 @@ class Telemetry:
         self.tracer = trace.get_tracer(SCOPE, __version__, tracer_provider,
                                        schema_url=SCHEMA_URL)
         meter = metrics.get_meter(SCOPE, __version__, meter_provider, schema_url=SCHEMA_URL)
-        self.duration = meter.create_histogram(
-            "gen_ai.client.operation.duration", unit="s",
-            description="GenAI operation duration (one L0 session, every attempt included)",
-            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS)
-        self.token_usage = meter.create_histogram(
-            "gen_ai.client.token.usage", unit="{token}",
-            description="Number of input and output tokens used",
-            explicit_bucket_boundaries_advisory=_TOKEN_BUCKETS)
-        self.first_chunk = meter.create_histogram(
-            "gen_ai.client.operation.time_to_first_chunk", unit="s",
-            description="Time from the request to the first chunk of the response stream",
-            explicit_bucket_boundaries_advisory=_CHUNK_BUCKETS)
+        self.duration = _histogram(
+            meter, "gen_ai.client.operation.duration", "s",
+            "GenAI operation duration (one L0 session, every attempt included)",
+            _DURATION_BUCKETS)
+        self.token_usage = _histogram(
+            meter, "gen_ai.client.token.usage", "{token}",
+            "Number of input and output tokens used", _TOKEN_BUCKETS)
+        self.first_chunk = _histogram(
+            meter, "gen_ai.client.operation.time_to_first_chunk", "s",
+            "Time from the request to the first chunk of the response stream", _CHUNK_BUCKETS)
         self.retries = meter.create_counter(
             "l0.retries", unit="{retry}", description="Attempts retried by L0, by reason")
         self.fallbacks = meter.create_counter(
@@ -60,6 +59,15 @@ class Telemetry:
             "l0.timeouts", unit="{timeout}", description="Stall timeouts, by type")
         self.drifts = meter.create_counter(
             "l0.drift.detections", unit="{detection}", description="Drift detected in output")
+
+
+def _histogram(meter: Any, name: str, unit: str, description: str,
+               buckets: Sequence[float]) -> Any:
+    try:
+        return meter.create_histogram(name, unit=unit, description=description,
+                                      explicit_bucket_boundaries_advisory=buckets)
+    except TypeError:  # opentelemetry-api 1.27 has no advisory: the default buckets then
+        return meter.create_histogram(name, unit=unit, description=description)
 
 
 _cache: dict[tuple[int, int], tuple[Any, Any, Telemetry]] = {}
