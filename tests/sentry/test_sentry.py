@@ -356,3 +356,25 @@ async def test_data_collection_gen_ai_outputs_decides_for_newer_sentry_sdks(
         assert await l0.run(stream=ok, observers=["sentry"]).read() == SECRET
     sent = json.dumps([captured.transactions, captured.spans], default=str)
     assert (SECRET in sent) is (outputs and include)
+
+
+async def test_drift_leaves_a_breadcrumb(sentry: Init) -> None:
+    captured = sentry()
+
+    class Drifting:
+        """Reports drift in any text that mentions 'off-topic'."""
+
+        def check_delta(self, delta: str, offset: int) -> l0.DriftResult | None:
+            return l0.DriftResult(["topic"], 0.9) if "off-topic" in delta else None
+
+    source = ScriptedSource([Script(["off-topic"]), Script(["on topic"])])
+    stream = l0.run(stream=source, drift=Drifting, observers=["sentry"])
+    assert await stream.read() == "on topic"
+    crumbs = crumbs_after(captured)
+    assert crumbs[0] == ("l0.drift", "drift detected")
+    assert [category for category, _ in crumbs] == ["l0.drift", "l0.error", "l0.retry"]
+
+
+def test_an_option_the_observer_does_not_take_is_a_config_error() -> None:
+    with pytest.raises(l0.ConfigError, match="observer 'sentry' does not take these options"):
+        config.load(environ={"L0_OBSERVERS": '[{"name": "sentry", "colour": "red"}]'})
