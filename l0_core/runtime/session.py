@@ -520,7 +520,10 @@ class Session:
             checkpointsCreated=st.checkpoint_parts > 0, completed=st.completed,
             errorCode=last.code.value if last is not None else None,
         )
-        self.emit(T.SESSION_END, completed=st.completed)
+        if self.failure is None:
+            self.emit(T.SESSION_END, completed=st.completed)
+        else:  # the error the stream raised (ALL_STREAMS_EXHAUSTED, say), for observers
+            self.emit(T.SESSION_END, completed=False, _error=self.failure)
 
     # -- events and callbacks ---------------------------------------------------------------
 

@@ -312,3 +312,17 @@ async def test_a_factory_can_describe_itself_to_observers() -> None:
     await l0.run(stream=described, fallbacks=[tokens], on_event=rec).read()
     (init,) = rec.of("STREAM_INIT")
     assert init["source"] == {"provider": "acme", "model": "m-1", "operation": "chat"}
+
+
+async def test_session_end_carries_the_error_the_stream_raised() -> None:
+    rec = Recorder()
+    failing = ScriptedSource([Script([], error=ConnectionResetError("reset"), fail_after=0)])
+    stream = l0.run(stream=failing, fallbacks=[failing], retry=l0.Retry.none(), on_event=rec)
+    with pytest.raises(l0.L0Error) as caught:
+        await stream.read()
+    (end,) = rec.of("SESSION_END")
+    assert end["_error"] is caught.value
+    assert caught.value.code is l0.ErrorCode.ALL_STREAMS_EXHAUSTED
+    ok = Recorder()
+    await l0.run(stream=ScriptedSource([Script(["a"])]), on_event=ok).read()
+    assert "_error" not in ok.of("SESSION_END")[0].meta
