@@ -129,3 +129,26 @@ async def test_enabled_by_the_l0_observers_variable(
     stream = l0.run(stream=source(Script(["hi"])))
     assert await stream.read() == "hi"
     assert attrs(global_like.span("chat gpt-4o"))["l0.session.id"] == stream.id
+
+
+async def test_enabled_in_l0_toml_with_options(
+    global_like: Otel, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    (tmp_path / "l0.toml").write_text(
+        'observers = [{ name = "otel", capture_content = true }]\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    stream = l0.run(stream=source(Script(["from ", "toml"])))
+    assert await stream.read() == "from toml"
+    session = global_like.span("chat gpt-4o")
+    assert attrs(session)["l0.session.id"] == stream.id
+    assert "from toml" in attrs(session)["gen_ai.output.messages"]
+
+
+def test_an_unknown_option_in_l0_toml_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    (tmp_path / "l0.toml").write_text('observers = [{ name = "otel", exporter = "x" }]\n',
+                                      encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(l0.ConfigError, match="exporter"):
+        l0.run(stream=source(Script(["x"])))
