@@ -357,3 +357,19 @@ async def test_no_work_per_token(otel: Otel) -> None:
         calls.append(seen)
     assert calls[0] == calls[1]
     assert calls[0] < 20
+
+
+async def test_checkpoints_are_counted_and_a_resume_is_an_event(otel: Otel) -> None:
+    stream = l0.run(stream=source(Script(["one ", "two ", "three "], fail_after=2),
+                                  Script(["three ", "four"])),
+                    continue_from_last_good_token=True,
+                    check_intervals=l0.CheckIntervals(checkpoint=1), retry=FAST_RETRY,
+                    observers=[otel.observer()])
+    assert await stream.read() == "one two three four"
+    session = otel.span("chat gpt-4o")
+    assert attrs(session)["l0.checkpoints"] == 5  # counted, never one event each
+    assert attrs(session)["l0.resumed"] is True
+    assert [name for name, _ in events(session)] == ["l0.retry", "l0.resume"]
+    assert events(session)[1][1] == {"l0.attempt.number": 2, "l0.resume.token_count": 2}
+    recorded = repr([(attrs(s), events(s)) for s in otel.spans()])
+    assert "one two" not in recorded  # the checkpoint's text is content
