@@ -72,6 +72,7 @@ def _histogram(meter: Any, name: str, unit: str, description: str,
 
 _cache: dict[tuple[int, int], tuple[Any, Any, Telemetry]] = {}
 _lock = threading.Lock()
+_CACHE_SIZE = 32
 
 
 def telemetry(tracer_provider: Any = None, meter_provider: Any = None) -> Telemetry:
@@ -83,5 +84,7 @@ def telemetry(tracer_provider: Any = None, meter_provider: Any = None) -> Teleme
         return hit[2]
     with _lock:
         made = Telemetry(tracer_provider, meter_provider)
+        if len(_cache) >= _CACHE_SIZE:  # a program making providers over and over (tests):
+            _cache.clear()  # forget the old ones rather than keep every provider alive
         _cache[key] = (tracer_provider, meter_provider, made)
         return made

@@ -152,3 +152,10 @@ def test_an_unknown_option_in_l0_toml_is_a_config_error(
     monkeypatch.chdir(tmp_path)
     with pytest.raises(l0.ConfigError, match="exporter"):
         l0.run(stream=source(Script(["x"])))
+
+
+def test_the_tracer_and_instruments_are_made_once_per_pair_of_providers(otel: Otel) -> None:
+    one = telemetry(otel.tracer_provider, otel.meter_provider)
+    assert telemetry(otel.tracer_provider, otel.meter_provider) is one
+    assert otel.observer()._t is one  # an observer per session costs no new instruments
+    assert telemetry(otel.tracer_provider, None) is not one
