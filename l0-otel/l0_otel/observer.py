@@ -7,11 +7,11 @@ The tree (see docs/observability.md for a full example)::
     │   └── POST /v1/chat/...   the provider SDK's HTTP span, when that is instrumented
     └── l0.attempt 2
 
-Nothing happens per token: observers only see the per-session events, and every handler
-below is a few dictionary operations. One observer object may serve many sessions at
-once (``observers=[OtelObserver(...)]`` shares it), so every bit of state lives in a
-:class:`_Session` keyed by the session id, created at ``SESSION_START`` and dropped at
-``SESSION_END`` (always the last event, on every path).
+Nothing happens per token: observers never see tokens, and the handlers below run a few
+times per attempt (a dictionary lookup for every other event). One observer object may
+serve many sessions at once (``observers=[OtelObserver(...)]`` shares it), so every bit of
+state lives in a :class:`_Session` keyed by the session id, created at ``SESSION_START``
+and dropped at ``SESSION_END`` (always the last event, on every path).
 """
 
 from __future__ import annotations
@@ -149,6 +149,8 @@ class OtelObserver:
         source = event.meta.get("source")
         if isinstance(source, Mapping):
             _describe(s, source)
+        else:  # an undescribed factory (a fallback of your own): its model is unknown
+            s.model = None
         s.attempts += 1
         s.attempt = s.attempts
         s.attempt_ts = event.ts

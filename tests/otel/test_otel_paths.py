@@ -373,3 +373,16 @@ async def test_checkpoints_are_counted_and_a_resume_is_an_event(otel: Otel) -> N
     assert events(session)[1][1] == {"l0.attempt.number": 2, "l0.resume.token_count": 2}
     recorded = repr([(attrs(s), events(s)) for s in otel.spans()])
     assert "one two" not in recorded  # the checkpoint's text is content
+
+
+async def test_an_undescribed_fallback_leaves_the_response_model_unknown(otel: Otel) -> None:
+    stream = l0.run(stream=source(Script(["x"], raise_on_call=l0.L0Error(
+                        "bad", l0.ErrorCode.BAD_REQUEST))),
+                    fallbacks=[source(Script(["ok"]), described=None)],
+                    observers=[otel.observer()])
+    assert await stream.read() == "ok"
+    session = otel.span("chat gpt-4o")
+    assert "gen_ai.response.model" not in attrs(session)
+    assert attrs(session)["gen_ai.request.model"] == "gpt-4o"
+    _, second = _attempts(otel)
+    assert attrs(second) == {"l0.attempt.number": 2, "l0.fallback.index": 1}
