@@ -5,11 +5,9 @@
 tracer_provider=..., meter_provider=...)``. Needs ``opentelemetry-instrumentation``
 (``pip install l0-otel[instrument]``), which that command comes from anyway.
 
-How: L0 builds each session's listeners in one function,
-``l0_core.runtime.stream._listeners``; the instrumentor wraps it so every session also
-gets an ``otel`` observer, unless the session already names one (no double spans), and
-``uninstrument()`` puts the original back. L0 has no public "observer for every session"
-switch yet; this wrapper is the one place that would use it.
+How: ``l0_core.runtime.stream.observe_every_session`` adds an ``otel`` observer to every
+session, unless the session already names one (no double spans); ``uninstrument()``
+removes it again.
 """
 
 from __future__ import annotations
@@ -43,33 +41,19 @@ class L0Instrumentor(BaseInstrumentor):  # type: ignore[misc]
     (default: ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``).
     """
 
-    _original: Callable[..., Any] | None = None
+    _remove: Callable[[], None] | None = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _INSTRUMENTS
 
     def _instrument(self, **kwargs: Any) -> None:
-        from l0_core.runtime import stream
+        from l0_core.runtime.stream import observe_every_session
 
         options = {key: kwargs[key] for key in ("tracer_provider", "meter_provider",
                                                 "capture_content") if key in kwargs}
-        original = stream._listeners
-        type(self)._original = original
-
-        def _listeners(on_event: Any, observers: Any, callbacks: Any) -> Any:
-            listeners = original(on_event, observers, callbacks)
-            if not _names_otel(observers):
-                listeners.append(("observer otel (L0Instrumentor)",
-                                  OtelObserver(**options).on_event))
-            return listeners
-
-        _listeners.__wrapped__ = original  # type: ignore[attr-defined]
-        stream._listeners = _listeners
+        type(self)._remove = observe_every_session(OtelObserver(**options), unless=_names_otel)
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        from l0_core.runtime import stream
-
-        original = type(self)._original
-        if original is not None:
-            stream._listeners = original
-            type(self)._original = None
+        remove, type(self)._remove = type(self)._remove, None
+        if remove is not None:
+            remove()

@@ -20,7 +20,7 @@ from l0_core.runtime.session import Listener, Session
 from l0_core.runtime.sources import Source
 from l0_core.runtime.state import State
 
-__all__ = ["Stream", "run"]
+__all__ = ["Stream", "observe_every_session", "run"]
 
 StreamFactory = Callable[..., Any]
 
@@ -235,6 +235,31 @@ def _configuration(explicit: Any) -> Any:
     return _defaults_for_run(explicit)
 
 
+# Observers added to every session of the process, each with its "unless" test.
+_EVERY_SESSION: list[tuple[Any, Callable[[Iterable[Any]], bool] | None]] = []
+
+
+def observe_every_session(
+    observer: Any, *, unless: Callable[[Iterable[Any]], bool] | None = None
+) -> Callable[[], None]:
+    """Add ``observer`` to every session this process runs from now on.
+
+    For integrations that instrument an application without changing its code (an
+    OpenTelemetry instrumentor, say). ``observer`` is what ``observers=[...]`` takes (a
+    registered name, a class, an object with ``create()`` or ``on_event``);
+    ``unless(observers)`` may skip sessions whose own ``observers`` already cover it.
+    Returns a function that removes it again.
+    """
+    entry = (observer, unless)
+    _EVERY_SESSION.append(entry)
+
+    def remove() -> None:
+        if entry in _EVERY_SESSION:
+            _EVERY_SESSION.remove(entry)
+
+    return remove
+
+
 def _listeners(
     on_event: Callable[[ObservabilityEvent], Any] | None,
     observers: Iterable[Any] | None,
@@ -246,6 +271,9 @@ def _listeners(
         listeners.append(("on_event", on_event))
     if observers:
         listeners.extend(_observer_listener(observer) for observer in observers)
+    for observer, unless in _EVERY_SESSION:
+        if unless is None or not unless(observers or ()):
+            listeners.append(_observer_listener(observer))
     if callbacks is not None and callbacks.wants_events:
         listeners.append(("callbacks", callbacks))
     return listeners

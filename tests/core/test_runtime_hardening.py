@@ -326,3 +326,28 @@ async def test_session_end_carries_the_error_the_stream_raised() -> None:
     ok = Recorder()
     await l0.run(stream=ScriptedSource([Script(["a"])]), on_event=ok).read()
     assert "_error" not in ok.of("SESSION_END")[0].meta
+
+
+async def test_an_observer_for_every_session_can_be_added_and_removed() -> None:
+    from l0_core.runtime.stream import observe_every_session
+
+    seen: list[str] = []
+
+    class Counting:
+        name = "counting"
+
+        def on_event(self, event: l0.ObservabilityEvent) -> None:
+            if event.type is l0.ObservabilityEventType.SESSION_START:
+                seen.append("start")
+
+    mine = Counting()
+    remove = observe_every_session(Counting(), unless=lambda given: mine in list(given))
+    try:
+        await l0.run(stream=ScriptedSource([Script(["a"])])).read()
+        assert seen == ["start"]
+        await l0.run(stream=ScriptedSource([Script(["a"])]), observers=[mine]).read()
+        assert seen == ["start", "start"]  # the session's own, not a second one
+    finally:
+        remove()
+    await l0.run(stream=ScriptedSource([Script(["a"])])).read()
+    assert seen == ["start", "start"]
