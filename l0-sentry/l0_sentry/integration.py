@@ -1,9 +1,11 @@
 """``L0Integration``: the sentry-sdk side of l0-sentry, holding what to capture.
 
 Sentry's way to configure an integration is an object in ``sentry_sdk.init(integrations=
-[...])``; the ``sentry`` observer looks it up on the active client for every session
-(``get_client().get_integration(L0Integration)``), so a re-``init`` with other options takes
-effect at the next session and nothing is patched globally.
+[...])``. Once set up, every L0 session gets the ``sentry`` observer (through
+``observe_every_session``), which looks the integration up on the active client for every
+session (``get_client().get_integration(L0Integration)``): a re-``init`` with other options
+takes effect at the next session, and without the integration on the client, sessions that
+do not name ``sentry`` report nothing.
 """
 
 from __future__ import annotations
@@ -68,9 +70,22 @@ class L0Integration(Integration):
 
     @staticmethod
     def setup_once() -> None:
-        # Nothing to patch: L0 reports through its observer, which the application enables
-        # by name (observers=["sentry"]); the integration only carries the options.
-        return None
+        # Nothing to patch: every L0 session that starts while a client with this
+        # integration is active gets the sentry observer (unless it names one itself), so
+        # sentry_sdk.init(integrations=[L0Integration()]) is all it takes.
+        from l0_core.runtime.stream import observe_every_session
+        from l0_sentry.observer import SentryObserver
+
+        observe_every_session(SentryObserver, unless=_not_for_sentry)
+
+
+def _not_for_sentry(observers: Any) -> bool:
+    """Skip a session that names the sentry observer itself, or starts while no client
+    with the integration is active."""
+    if sentry_sdk.get_client().get_integration(L0Integration) is None:
+        return True
+    return any(o == "sentry" or getattr(o, "name", None) == "sentry"
+               or (isinstance(o, dict) and o.get("name") == "sentry") for o in observers)
 
 
 def current_options(overrides: dict[str, Any]) -> Options | None:

@@ -378,3 +378,29 @@ async def test_drift_leaves_a_breadcrumb(sentry: Init) -> None:
 def test_an_option_the_observer_does_not_take_is_a_config_error() -> None:
     with pytest.raises(l0.ConfigError, match="observer 'sentry' does not take these options"):
         config.load(environ={"L0_OBSERVERS": '[{"name": "sentry", "colour": "red"}]'})
+
+
+async def test_the_integration_alone_reports_every_session(sentry: Init) -> None:
+    captured = sentry()  # sentry_sdk.init(integrations=[L0Integration()]), no observers=
+    stream = l0.run(stream=down("primary"), fallbacks=[down("backup")],
+                    retry=l0.Retry(network_attempts=1))
+    await fails(stream)
+    (event,) = captured.events
+    assert event["fingerprint"] == ["l0", "NETWORK_ERROR"]
+    assert event["contexts"]["l0"]["stream_id"] == stream.id
+    # naming the observer as well still makes one report, not two
+    named = l0.run(stream=down("primary"), retry=l0.Retry(network_attempts=0),
+                   observers=["sentry"])
+    await fails(named)
+    assert len(captured.events) == 2
+
+
+async def test_without_the_integration_unnamed_sessions_report_nothing(sentry: Init) -> None:
+    captured = sentry()
+    sentry_sdk.init(dsn="https://public@sentry.example/1", transport=type(captured.transport),
+                    default_integrations=False)  # a client without L0Integration
+    transport = sentry_sdk.get_client().transport
+    await fails(l0.run(stream=down("primary"), retry=l0.Retry(network_attempts=0)))
+    sentry_sdk.flush()
+    assert not [item for envelope in transport.envelopes  # type: ignore[union-attr]
+                for item in envelope.items if item.type == "event"]
