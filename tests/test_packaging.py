@@ -23,6 +23,7 @@ DISTRIBUTIONS = [
     ("plugins/l0-plugin-example", "l0-plugin-example", "l0_plugin_example"),
     ("l0-sentry", "l0-sentry", "l0_sentry"),
     ("l0-otel", "l0-otel", "l0_otel"),
+    ("l0-litellm", "l0-litellm", "l0_litellm"),
 ]
 IDS = [distribution for _, distribution, _ in DISTRIBUTIONS]
 
@@ -71,8 +72,8 @@ def test_sdist_ships_the_license_and_the_typed_package(
     with tarfile.open(_build(folder, "sdist", tmp_path)) as sdist:
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
     assert {"LICENSE", "README.md", "pyproject.toml", f"{package}/py.typed"} <= names
-    assert not any(name.startswith(("plugins/", "l0-openai/", "l0-sentry/", "l0-otel/", "tests/",
-                                    "docs/", "bench/"))
+    assert not any(name.startswith(("plugins/", "l0-openai/", "l0-sentry/", "l0-otel/",
+                                    "l0-litellm/", "tests/", "docs/", "bench/"))
                    for name in names if package == "l0_core")
 
 
