@@ -1,0 +1,80 @@
+"""100 LiteLLM streams at once, each with its own random (seeded) faults."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+
+import pytest
+
+import l0_core as l0
+import l0_litellm
+from l0_core.testing.openai_server import OpenAIServer, RecordedRequest, Turn
+
+from .support import assert_disconnected
+
+STREAMS = 100
+
+
+def _faults(rng: random.Random, tokens: list[str]) -> list[Turn]:
+    """0-3 faulty turns for one conversation (at most one stall, to keep the test short)."""
+    kinds = ["429", "500", "cut", "reset", "malformed", "in-band", "no-finish", "zero", "stall"]
+    chosen = [rng.choice(kinds) for _ in range(rng.randint(0, 3))]
+    if chosen.count("stall") > 1:
+        chosen = [k for k in chosen if k != "stall"] + ["stall"]
+    n = rng.randint(0, len(tokens) - 1)
+    one = {
+        "429": lambda: Turn(status=429, retry_after_ms=rng.randint(0, 5)),
+        "500": lambda: Turn(status=rng.choice([500, 502, 503])),
+        "cut": lambda: Turn(tokens=tokens, cut_after=n),
+        "reset": lambda: Turn(tokens=tokens, cut_after=n, cut_mode="reset"),
+        "malformed": lambda: Turn(tokens=tokens, malformed_after=n),
+        "in-band": lambda: Turn(tokens=tokens, error_after=n),
+        "no-finish": lambda: Turn(tokens=tokens, finish_reason=None, done=False),
+        "zero": lambda: Turn(tokens=[]),
+        "stall": lambda: Turn(tokens=tokens, stall_after=n),
+    }
+    return [one[kind]() for kind in chosen]
+
+
+@pytest.mark.slow  # a few seconds: the stalls wait for their timers
+@pytest.mark.timeout(120)
+async def test_concurrent_streams_with_random_faults() -> None:
+    rng = random.Random(20240601)
+    tokens = {i: ["Answer ", "for ", f"#{i}", "."] for i in range(STREAMS)}
+    plans = {i: [*_faults(rng, tokens[i]), Turn(tokens=tokens[i], delay=0.001)]
+             for i in range(STREAMS)}
+    attempts: Counter[int] = Counter()
+
+    def turn_for(request: RecordedRequest) -> Turn:
+        key = int(request.messages[0]["content"].removeprefix("conversation "))
+        plan = plans[key]
+        turn = plan[min(attempts[key], len(plan) - 1)]
+        attempts[key] += 1
+        return turn
+
+    async with OpenAIServer(turns=turn_for) as server:
+
+        async def converse(i: int) -> tuple[str, list[str]]:
+            stream = await l0_litellm.acompletion(
+                model="openai/gpt-4o-mini",
+                messages=[{"role": "user", "content": f"conversation {i}"}],
+                api_base=server.base_url, api_key="test",
+                timeout=l0.Timeout(initial_token=2.0, inter_token=1.0),
+                retry=l0.Retry(attempts=4, network_attempts=4, max_retries=8),
+            )
+            kinds = [event.type.value async for event in stream]
+            return stream.state.content, kinds
+
+        results = await asyncio.gather(*(converse(i) for i in range(STREAMS)))
+
+        for i, (text, kinds) in enumerate(results):
+            assert text == "".join(tokens[i]), i
+            assert kinds[-1] == "complete"
+            assert kinds.count("error") == len(plans[i]) - 1, i
+            assert attempts[i] == len(plans[i]), i
+        assert len(server.requests) == sum(len(p) for p in plans.values())
+        stalls = sum(1 for p in plans.values() for t in p if t.stall_after is not None)
+        await assert_disconnected(server)
+        assert server.abandoned == stalls
