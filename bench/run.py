@@ -37,6 +37,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import json
+import os
 import platform
 import random
 import re
@@ -501,6 +502,24 @@ def _openai_chunk_maker() -> Callable[[str | None, str | None], Any] | None:
     return make
 
 
+def _litellm_chunk_maker() -> Callable[[str | None, str | None], Any] | None:
+    """A constructor of real ``litellm`` ModelResponseStream chunks, or None."""
+    # LiteLLM fetches its model price list from the network at import unless told not to
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    try:
+        utils = importlib.import_module("litellm.types.utils")
+    except ImportError:
+        return None
+
+    def make(content: str | None, finish_reason: str | None) -> Any:
+        choice = utils.StreamingChoices(index=0, delta=utils.Delta(content=content),
+                                        finish_reason=finish_reason)
+        return utils.ModelResponseStream(id="chatcmpl-bench", model="gpt-4o-mini",
+                                         choices=[choice])
+
+    return make
+
+
 def _openai_chunks(
     make: Callable[[str | None, str | None], Any],
     texts: Sequence[str],
@@ -594,7 +613,7 @@ def _timed(
 @dataclass
 class Row:
     name: str
-    kind: str  # str | chunks | openai
+    kind: str  # str | chunks | openai | litellm
     floor: str  # the raw row this one is compared with ("" for a floor)
     feature: str | None  # an L0 feature level, or None
     contender: str  # raw | l0_core | ai2070-l0
@@ -637,6 +656,7 @@ def _build_rows(
     openai_ok: bool,
     skipped: list[Skipped],
     features: Sequence[str] | None = None,
+    litellm_ok: bool = False,
 ) -> list[Row]:
     """Every throughput row, with its runners per N (one per variant)."""
     adapter = FakeChunkAdapter()
@@ -665,6 +685,12 @@ def _build_rows(
         skipped.append(
             Skipped("raw-openai / l0-core-openai", "the openai package is not installed")
         )
+    if litellm_ok and _l0_adapter_registered("litellm"):
+        rows.append(Row("raw-litellm", "litellm", "", None, "raw"))
+        rows.append(Row("l0-core-litellm", "litellm", "raw-litellm", "core", "l0_core"))
+    elif features is None:
+        skipped.append(Skipped("raw-litellm / l0-core-litellm",
+                               "litellm or the l0-litellm plugin is not installed"))
     if ai is not None:
         rows.append(Row("ai2070-l0-str", "str", "raw-str", None, "ai2070-l0"))
         rows.append(Row("ai2070-l0-chunks", "chunks", "raw-chunks", None, "ai2070-l0"))
@@ -687,6 +713,8 @@ def _runner(row: Row, its: Mapping[str, Sequence[Any]], ai: Any, adapter: Any) -
         kwargs = dict(FEATURES[row.feature or "core"])
         if row.kind == "openai" and not row.name.endswith("-local"):
             kwargs["adapter"] = "openai"  # l0-openai's adapter
+        elif row.kind == "litellm":
+            kwargs["adapter"] = "litellm"  # l0-litellm's adapter
         elif row.kind != "str":
             kwargs["adapter"] = adapter
         return _l0_runner(src, kwargs)
@@ -695,13 +723,15 @@ def _runner(row: Row, its: Mapping[str, Sequence[Any]], ai: Any, adapter: Any) -
 
 
 def _variants(
-    s: Settings, kind: str, make_openai: Callable[[str | None, str | None], Any] | None
+    s: Settings, kind: str, make_openai: Callable[[str | None, str | None], Any] | None,
+    make_litellm: Callable[[str | None, str | None], Any] | None = None,
 ) -> tuple[dict[int, list[dict[str, Sequence[Any]]]], dict[int, list[str]], dict[int, list[int]]]:
     """The token streams of each size: ``VARIANTS`` different ones, read in turn."""
     items: dict[int, list[dict[str, Sequence[Any]]]] = {}
     expected: dict[int, list[str]] = {}
     counts: dict[int, list[int]] = {}
     shared: dict[str, Any] = {}
+    shared_litellm: dict[str, Any] = {}
     for n in s.sizes:
         items[n], expected[n], counts[n] = [], [], []
         for v in range(s.variants):
@@ -709,6 +739,8 @@ def _variants(
             its: dict[str, Sequence[Any]] = {"str": toks, "chunks": chunks(toks)}
             if make_openai is not None:
                 its["openai"] = _openai_chunks(make_openai, toks, shared)
+            if make_litellm is not None:  # the same texts, as LiteLLM's chunks
+                its["litellm"] = _openai_chunks(make_litellm, toks, shared_litellm)
             items[n].append(its)
             expected[n].append("".join(toks))
             counts[n].append(len(toks))
@@ -719,8 +751,10 @@ async def throughput(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
     make_openai = _openai_chunk_maker()
     ai = _ai2070()
     skipped: list[Skipped] = []
-    items, expected, counts = _variants(s, "mixed", make_openai)
-    rows = _build_rows(s, items, ai, make_openai is not None, skipped)
+    make_litellm = _litellm_chunk_maker()
+    items, expected, counts = _variants(s, "mixed", make_openai, make_litellm)
+    rows = _build_rows(s, items, ai, make_openai is not None, skipped,
+                       litellm_ok=make_litellm is not None)
     chars = sum(map(len, expected[max(s.sizes)])) / sum(counts[max(s.sizes)])
     del items  # the runners hold what they need
     # The inputs live for the whole section: move them out of the collector's sight, so that
@@ -1480,6 +1514,7 @@ def _meta(s: Settings) -> dict[str, Any]:
         "seed": s.seed,
         "features": list(s.features),
         "openai": _version("openai"),
+        "litellm": _version("litellm"),
         "ai2070-l0": _version("ai2070-l0"),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

@@ -24,11 +24,16 @@ from l0_core.testing import instant_backoff
 _LOOPBACK = ("127.", "::1", "localhost")
 
 
+BLOCKED: list[str] = []
+"""Every outgoing connection a test tried (LiteLLM may swallow the refusal: it is noted)."""
+
+
 def _only_loopback(connect: Any) -> Any:
     def guarded(self: socket.socket, address: Any) -> Any:
         if self.family in (socket.AF_INET, socket.AF_INET6):
             host = str(address[0])
             if not host.startswith(_LOOPBACK):
+                BLOCKED.append(host)
                 raise ConnectionRefusedError(f"the LiteLLM tests are offline: connect to {host}")
         return connect(self, address)
 
@@ -36,9 +41,11 @@ def _only_loopback(connect: Any) -> Any:
 
 
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+def _offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("connect", "connect_ex"):
         monkeypatch.setattr(socket.socket, name, _only_loopback(getattr(socket.socket, name)))
+    yield
+    assert BLOCKED == [], f"a test tried to reach the network: {BLOCKED}"
 
 
 @pytest.fixture(autouse=True)
