@@ -16,6 +16,9 @@ LiteLLM                                                  L0 code
 ``InternalServerError``, ``APIError`` (in-band, 5xx)
 ``MidStreamFallbackError`` (a stream cut, truncated or   the code of the exception it
 broken after its first chunk)                            wraps (``SERVER_ERROR`` if none)
+... raised from an in-band error event                   by its ``code`` / ``type``
+                                                         (``SERVER_ERROR`` if unknown)
+... raised from a malformed server-sent event            ``SERVER_ERROR``
 ``ContextWindowExceededError``                           ``CONTEXT_LENGTH_EXCEEDED``
 ``ContentPolicyViolationError``                          ``CONTENT_POLICY``
 ``AuthenticationError``, ``PermissionDeniedError``       ``AUTH_ERROR``
@@ -33,6 +36,7 @@ exception when the library is already loaded.
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -71,12 +75,51 @@ _FIELD_CODES: dict[str, ErrorCode] = {
 }
 _REFINABLE = (ErrorCode.BAD_REQUEST, ErrorCode.RATE_LIMITED)
 
+# The ``code`` / ``type`` of an error the provider sent inside a 200 stream
+# (``data: {"error": {...}}``), which LiteLLM wraps as a connection error: any other is a
+# server error, as for l0-openai.
+_IN_BAND_CODES: dict[str, ErrorCode] = {
+    **_FIELD_CODES,
+    "rate_limit_exceeded": ErrorCode.RATE_LIMITED,
+    "rate_limit_error": ErrorCode.RATE_LIMITED,
+    "requests": ErrorCode.RATE_LIMITED,
+    "tokens": ErrorCode.RATE_LIMITED,
+    "authentication_error": ErrorCode.AUTH_ERROR,
+    "invalid_api_key": ErrorCode.AUTH_ERROR,
+}
+
 
 def _refine(code: ErrorCode, error: BaseException) -> ErrorCode:
     for field in (getattr(error, "code", None), getattr(error, "type", None)):
         if isinstance(field, str) and field in _FIELD_CODES:
             return _FIELD_CODES[field]
     return code
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """``error`` and what it was raised from, innermost last (a few levels at most)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and len(chain) < 8 and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _in_band(original: BaseException) -> tuple[ErrorCode, str] | None:
+    """What really broke a stream LiteLLM reports as a connection error: an error event of
+    the provider (the OpenAI SDK's ``APIError`` with its ``code`` / ``type`` fields), or a
+    malformed server-sent event (``json.JSONDecodeError``)."""
+    openai = sys.modules.get("openai")
+    for cause in _causes(original):
+        if isinstance(cause, json.JSONDecodeError):
+            return ErrorCode.SERVER_ERROR, "a malformed server-sent event"
+        if (openai is not None and type(cause) is openai.APIError):  # exactly: in-band
+            for field in (getattr(cause, "code", None), getattr(cause, "type", None)):
+                if isinstance(field, str) and field in _IN_BAND_CODES:
+                    return _IN_BAND_CODES[field], f"an error event ({field})"
+            return ErrorCode.SERVER_ERROR, "an error event"
+    return None
 
 
 def _status(error: BaseException) -> int | None:
@@ -126,9 +169,17 @@ def classify_error(error: BaseException) -> Classification | None:
     if isinstance(mid_stream, type) and isinstance(error, mid_stream):
         # LiteLLM wraps what broke the stream after its first chunk; that decides.
         original = getattr(error, "original_exception", None)
-        inner = classify_error(original) if isinstance(original, BaseException) else None
+        if not isinstance(original, BaseException):
+            return Classification(ErrorCode.SERVER_ERROR, _status(error), None,
+                                  f"{name}: the LiteLLM stream broke mid-way: {error}")
+        found_in_band = _in_band(original)
+        if found_in_band is not None:
+            code, what = found_in_band
+            return Classification(code, _status(error), None,
+                                  f"{name}: the provider's stream sent {what}: {error}")
+        inner = classify_error(original)
         code = inner.code if inner is not None else ErrorCode.SERVER_ERROR
-        detail = f" ({type(original).__name__})" if original is not None else ""
+        detail = f" ({type(original).__name__})"
         return Classification(code, _status(error), None,
                               f"{name}: the LiteLLM stream broke mid-way{detail}: {error}")
     found = _code(error, exceptions)

@@ -7,8 +7,9 @@ were abandoned, and that no response is left half-written.
 
 LiteLLM reports a stream that breaks after its first chunk (a cut connection, a malformed
 line, an in-band error, a stream that ends without a finish reason) as a
-``MidStreamFallbackError`` wrapping an ``APIConnectionError``: L0 classifies it by the
-wrapped type, ``NETWORK_ERROR``, and retries.
+``MidStreamFallbackError`` wrapping an ``APIConnectionError``: L0 classifies it by what it
+was raised from - the provider's in-band error event by its ``code`` / ``type``, a malformed
+event as ``SERVER_ERROR`` (as l0-openai does) - and otherwise as ``NETWORK_ERROR``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Scenario:
 
 PARTIAL = ["Hello", ", ", "wor"]
 CUT = ["token:Hello", "token:, ", "error:NETWORK_ERROR:retry", "discard:Hello, ", *OK_EVENTS]
+BROKEN = ["token:Hello", "token:, ", "error:SERVER_ERROR:retry", "discard:Hello, ", *OK_EVENTS]
 
 SCENARIOS: dict[str, Scenario] = {
     "ok": Scenario([OK], OK_EVENTS, 1),
@@ -82,8 +84,12 @@ SCENARIOS: dict[str, Scenario] = {
         [Turn(tokens=TOKENS, stall_after=2), OK],
         ["token:Hello", "token:, ", "error:INTER_TOKEN_TIMEOUT:retry", "discard:Hello, ",
          *OK_EVENTS], 2, abandoned=1, options={"timeout": SHORT}),
-    "malformed SSE line": Scenario([Turn(tokens=TOKENS, malformed_after=2), OK], CUT, 2),
-    "in-band error event": Scenario([Turn(tokens=TOKENS, error_after=2), OK], CUT, 2),
+    "malformed SSE line": Scenario([Turn(tokens=TOKENS, malformed_after=2), OK], BROKEN, 2),
+    "in-band error event": Scenario([Turn(tokens=TOKENS, error_after=2), OK], BROKEN, 2),
+    "in-band rate limit": Scenario(
+        [Turn(tokens=TOKENS, error_after=0,
+              error={"type": "requests", "code": "rate_limit_exceeded"}), OK],
+        ["error:RATE_LIMITED:retry", *OK_EVENTS], 2),
     "clean end without [DONE] or finish_reason": Scenario(
         [Turn(tokens=PARTIAL, finish_reason=None, done=False), OK],
         ["token:Hello", "token:, ", "token:wor", "error:NETWORK_ERROR:retry",
