@@ -139,3 +139,18 @@ async def test_router_streams_are_read_and_retried_by_l0() -> None:
                           *OK_EVENTS]
         assert len(server.requests) == 2
         await assert_idle(server)
+
+
+def test_text_with_a_tool_call_or_a_finish_reason_in_the_same_chunk() -> None:
+    """The fast text path of LiteLLM chunks never skips what else a chunk carries."""
+    fragment = {"index": 0, "id": "call_1", "type": "function",
+                "function": {"name": "f", "arguments": '{"a": 1}'}}
+    with_tool = ModelResponseStream(id="c", model="m", choices=[StreamingChoices(
+        index=0, delta=Delta(content="Hi", tool_calls=[fragment]), finish_reason=None)])
+    session = LiteLLMAdapter().open()
+    assert session.feed(with_tool) == "Hi"
+    out = session.feed(chunk("!", "tool_calls"))
+    assert out == [l0.Token("!"), l0.ToolCall("call_1", "f", {"a": 1}, 0)]
+    assert session.finish() == l0.Finish("tool_calls", None)
+    other = LiteLLMAdapter().open({"choice_index": 1})
+    assert other.feed(chunk("not mine")) is None
