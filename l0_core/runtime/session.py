@@ -305,6 +305,13 @@ class Session:
             exc = self._convert_cancel(exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise exc  # a real cancellation: never retried, never swallowed
+        elif self._cancelled_by_us is not None:
+            # we interrupted the read and the source turned the cancellation into an error
+            # of its own (an HTTP client's "server error"): report what really happened
+            ours = self._convert_cancel(asyncio.CancelledError())
+            if isinstance(ours, L0Error):
+                ours.__cause__ = raised
+                exc = ours
         err = self._record(attempt, classify(exc, _classify_hook()))
         try:
             decision = await decide(self, err, attempt.index)

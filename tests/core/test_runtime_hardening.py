@@ -351,3 +351,25 @@ async def test_an_observer_for_every_session_can_be_added_and_removed() -> None:
         remove()
     await l0.run(stream=ScriptedSource([Script(["a"])])).read()
     assert seen == ["start", "start"]
+
+
+async def test_a_stall_the_source_reports_as_its_own_error_is_still_a_timeout() -> None:
+    calls = 0
+
+    async def masks_cancellation() -> AsyncIterator[str]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:  # as some HTTP clients do
+                raise RuntimeError("internal server error") from None
+        yield "ok"
+
+    rec = Recorder()
+    stream = l0.run(stream=masks_cancellation, timeout=l0.Timeout(initial_token=0.1),
+                    on_event=rec)
+    assert await stream.read() == "ok"
+    assert [e.code for e in stream.errors] == [l0.ErrorCode.INITIAL_TOKEN_TIMEOUT]
+    assert isinstance(stream.errors[0].__cause__, RuntimeError)
+    assert len(rec.of("TIMEOUT_TRIGGERED")) == 1
