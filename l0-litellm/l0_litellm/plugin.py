@@ -5,8 +5,7 @@
   exceptions subclass the OpenAI SDK's, and l0-openai would read a
   ``ContextWindowExceededError`` as a plain ``BadRequestError``;
 
-The LiteLLM scenarios of ``l0 demo`` (``l0_litellm.demo``) are not registered yet: the
-l0-openai demo test counts every registered scenario as one of its own.
+* ``l0_register_demo_scenarios``: the LiteLLM scenarios of ``l0 demo`` (``l0_litellm.demo``).
 
 Loading this module imports neither litellm nor the demo.
 """
@@ -18,7 +17,7 @@ from l0_core.plugins.hookspecs import Register, hookimpl
 from l0_litellm.adapter import LiteLLMAdapter
 from l0_litellm.errors import classify_error
 
-__all__ = ["l0_classify_error", "l0_register_adapters"]
+__all__ = ["l0_classify_error", "l0_register_adapters", "l0_register_demo_scenarios"]
 
 
 @hookimpl
@@ -30,3 +29,10 @@ def l0_register_adapters(register: Register) -> None:
 def l0_classify_error(error: BaseException) -> Classification | None:
     return classify_error(error)
 
+
+@hookimpl
+def l0_register_demo_scenarios(register: Register) -> None:
+    from l0_litellm.demo import litellm_scenarios  # only ``l0 demo`` pays for litellm
+
+    for scenario in litellm_scenarios():
+        register(scenario)
