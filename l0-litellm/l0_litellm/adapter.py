@@ -1,8 +1,8 @@
 """The ``litellm`` stream adapter: ``litellm.types.utils.ModelResponseStream`` chunks.
 
 LiteLLM turns every provider's stream into OpenAI-shaped chunks, so this adapter
-reads them with the same rules as l0-openai's ``openai`` adapter (the same code,
-kept here so that l0-litellm does not need l0-openai): text deltas of
+reads them with the core's :class:`~l0_core.runtime.chat_chunks.ChatChunkSession`, as
+l0-openai's ``openai`` adapter does (so l0-litellm does not need l0-openai): text deltas of
 the selected choice are the per-token fast path, tool calls are assembled from
 their fragments and emitted with complete parsed arguments when the choice's
 ``finish_reason`` arrives, ``usage`` and the finish reason are reported at the
@@ -14,209 +14,17 @@ litellm is not imported: chunks are recognised by their class and module.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
-from l0_core.errors import ErrorCode, L0Error
-from l0_core.events import Token, ToolCall
-from l0_core.runtime.adapters import AdapterSession, FeedResult, Finish
+from l0_core.runtime.adapters import AdapterSession, FeedResult
+from l0_core.runtime.chat_chunks import ChatChunkSession, parse_arguments
 
 __all__ = ["LiteLLMAdapter", "parse_arguments"]
 
 
-def _dump(obj: Any) -> Mapping[str, Any] | None:
-    if obj is None:
-        return None
-    if isinstance(obj, Mapping):
-        return dict(obj)
-    dump = getattr(obj, "model_dump", None)
-    if dump is not None:
-        result: Mapping[str, Any] = dump(exclude_none=True)
-        return result
-    return dict(vars(obj))
-
-
-def parse_arguments(
-    raw: str, *, name: str, call_id: str, finish_reason: str | None = None
-) -> dict[str, Any]:
-    """Parse a tool call's JSON arguments; a clear :class:`L0Error` when they are not
-    a JSON object (an empty string is ``{}``)."""
-    if not raw.strip():
-        return {}
-    try:
-        parsed = json.loads(raw)
-    except ValueError as exc:
-        problem = f"are not valid JSON ({exc})"
-    else:
-        if isinstance(parsed, dict):
-            return parsed
-        problem = f"are a JSON {type(parsed).__name__}, not an object"
-    cut = finish_reason == "length"
-    shown = raw if len(raw) <= 200 else raw[:200] + "..."
-    raise L0Error(
-        f"the arguments of tool call {name!r} ({call_id}) {problem}"
-        f"{' - the model stopped at its length limit' if cut else ''}: {shown!r}",
-        ErrorCode.INCOMPLETE if cut else ErrorCode.UNKNOWN_ERROR,
-        metadata={"toolCallId": call_id, "toolName": name, "arguments": raw,
-                  "finishReason": finish_reason},
-    )
-
-
-class _ToolBuffer:
-    __slots__ = ("args", "id", "index", "name")
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self.id = ""
-        self.name = ""
-        self.args: list[str] = []
-
-
-class _ChatSession:
-    """One attempt over ``ModelResponseStream`` chunks."""
-
-    __slots__ = ("_choice", "_finish", "_refusal", "_tools", "_usage")
-
-    def __init__(self, choice_index: int = 0) -> None:
-        self._choice = choice_index
-        self._finish: str | None = None
-        self._usage: Mapping[str, Any] | None = None
-        self._tools: dict[int, _ToolBuffer] = {}
-        self._refusal: list[str] = []
-
-    def feed(self, item: Any) -> FeedResult:
-        # The fast path: one choice with text and nothing else that matters (a refusal or
-        # a function call comes with ``content`` None; usage, when a chunk with a choice
-        # carries it, comes with the finish reason).
-        try:
-            choices = item.choices
-            if len(choices) == 1:
-                choice = choices[0]
-                delta = choice.delta
-                content = delta.content
-                if (
-                    content
-                    and choice.finish_reason is None
-                    and choice.index == self._choice
-                    and delta.tool_calls is None
-                ):
-                    text: str = content
-                    return text
-        except (AttributeError, TypeError):  # an unusual chunk (a missing delta...)
-            pass
-        return self._feed_slow(item)
-
-    def _feed_slow(self, item: Any) -> FeedResult:
-        usage = getattr(item, "usage", None)
-        if usage is not None:
-            self._usage = _dump(usage)
-        text: str | None = None
-        events: list[ToolCall] = []
-        for choice in item.choices or ():
-            if choice.index != self._choice:
-                continue
-            delta = choice.delta
-            if delta is not None:
-                content = self._read_delta(delta)
-                if content:
-                    text = content if text is None else text + content
-            reason = choice.finish_reason
-            if reason is not None:
-                events.extend(self._end_choice(reason))
-        if text is not None:
-            if events:
-                return [Token(text), *events]  # text and completed tool calls together
-            return text
-        if events:
-            return events
-        return None
-
-    def _read_delta(self, delta: Any) -> str | None:
-        """The text of the choice's ``delta``; its tool-call fragments and refusal are kept."""
-        if delta.tool_calls:
-            for fragment in delta.tool_calls:
-                self._add_fragment(fragment)
-        function_call = getattr(delta, "function_call", None)
-        if function_call is not None:
-            self._add_function_call(function_call)
-        refusal = getattr(delta, "refusal", None)  # most providers' deltas have none
-        if refusal:
-            self._refusal.append(refusal)
-        content: str | None = delta.content
-        return content
-
-    def _end_choice(self, reason: str) -> list[ToolCall]:
-        """The choice finished (``reason``): its tool calls, complete."""
-        self._finish = reason
-        if reason == "content_filter":
-            raise L0Error(
-                "the provider stopped the output: the content filter flagged it "
-                "(finish_reason content_filter)",
-                ErrorCode.CONTENT_POLICY,
-                metadata={"finishReason": reason},
-            )
-        return self._complete_tools(reason)
-
-    def _add_fragment(self, fragment: Any) -> None:
-        index = fragment.index if fragment.index is not None else 0
-        buf = self._tools.get(index)
-        if buf is None:
-            buf = self._tools[index] = _ToolBuffer(index)
-        if fragment.id:
-            buf.id = fragment.id
-        function = fragment.function
-        if function is not None:
-            if function.name and not buf.name:
-                buf.name = function.name
-            if function.arguments:
-                buf.args.append(function.arguments)
-
-    def _add_function_call(self, function_call: Any) -> None:
-        buf = self._tools.get(-1)
-        if buf is None:
-            buf = self._tools[-1] = _ToolBuffer(0)
-        if function_call.name and not buf.name:
-            buf.name = function_call.name
-        if function_call.arguments:
-            buf.args.append(function_call.arguments)
-
-    def _complete_tools(self, reason: str) -> list[ToolCall]:
-        calls = []
-        for key in sorted(self._tools):
-            buf = self._tools[key]
-            if not buf.name:
-                raise L0Error(
-                    f"tool call #{buf.index} ({buf.id or 'no id'}) ended without a function "
-                    f"name",
-                    ErrorCode.UNKNOWN_ERROR,
-                    metadata={"toolCallId": buf.id, "arguments": "".join(buf.args)},
-                )
-            args = parse_arguments("".join(buf.args), name=buf.name, call_id=buf.id,
-                                   finish_reason=reason)
-            calls.append(ToolCall(buf.id, buf.name, args, buf.index))
-        self._tools.clear()
-        return calls
-
-    def finish(self) -> Finish:
-        if self._finish is None:
-            raise L0Error(
-                "the LiteLLM stream ended without a finish_reason: the output may be cut",
-                ErrorCode.INCOMPLETE,
-            )
-        if self._refusal:
-            refusal = "".join(self._refusal)
-            raise L0Error(
-                f"the model refused: {refusal}",
-                ErrorCode.CONTENT_POLICY,
-                metadata={"refusal": refusal, "finishReason": self._finish},
-            )
-        return Finish(self._finish, self._usage)
-
-
-
-class _LiteLLMSession(_ChatSession):
-    """``_ChatSession`` with a faster text path for LiteLLM's chunk objects."""
+class _LiteLLMSession(ChatChunkSession):
+    """The core's chat chunk session with a faster text path for LiteLLM's chunk objects."""
 
     __slots__ = ()
 
@@ -263,4 +71,4 @@ class LiteLLMAdapter:
         index = 0
         if options:
             index = int(options.get("choice_index", 0))
-        return _LiteLLMSession(index)
+        return _LiteLLMSession(index, provider="LiteLLM")
