@@ -274,9 +274,6 @@ class Session:
                 return  # closed from another task: end quietly
             self.failure = failure
             raise
-        except asyncio.CancelledError:
-            st.aborted = st.aborted or self.stop is not None
-            raise
         finally:
             self._end(attempt)
 
@@ -506,12 +503,14 @@ class Session:
 
     def _end(self, attempt: Attempt) -> None:
         self.finished = True
+        st = self.state
+        if not (st.completed or self.closing) and self.failure is None and self.stop is not None:
+            st.aborted = True  # cancelled or closed after abort() or the total budget
         waiter = self.close_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
         if self._total_handle is not None:
             self._total_handle.cancel()
-        st = self.state
         if st.duration is None:
             st.duration = _mono() - self._mono0
         if not self.listeners:
