@@ -32,6 +32,7 @@ class Decision:
     action: str
     delay: float
     reason: str
+    keep: int = 0  # the parts of state.parts that survive (see kept_parts), once decided
 
     @property
     def goes_on(self) -> bool:

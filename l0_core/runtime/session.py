@@ -324,6 +324,7 @@ class Session:
             bare.__cause__ = err
             self.errors_seen.append(bare)
             err = bare
+        decision.keep = kept_parts(self, attempt, err, decision)
         self._report(attempt, err, decision)
         return err, decision
 
@@ -360,7 +361,7 @@ class Session:
         return err
 
     def _report(self, attempt: Attempt, err: L0Error, decision: Decision) -> None:
-        keep = kept_parts(self, attempt, err, decision)
+        keep = decision.keep
         continuing = self.continuation is not None and decision.goes_on
         strategy = (
             Recovery.CONTINUE if continuing and keep > 0 else
@@ -396,7 +397,7 @@ class Session:
     def _discard(self, attempt: Attempt, err: L0Error, decision: Decision) -> Discard | None:
         """Forget the text (and, on a restart, the tool calls) that will not be kept."""
         st = self.state
-        keep = kept_parts(self, attempt, err, decision)
+        keep = decision.keep
         continuing = self.continuation is not None
         dropped_calls = [] if continuing else st.tool_calls[attempt.tools_from:]
         if len(st.parts) <= keep and not dropped_calls:
