@@ -36,12 +36,15 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS resol
         TimeoutException,
     )
     from l0_core.events import (
+        Audio,
         Complete,
         Data,
         Discard,
         ErrorEvent,
         Event,
         EventType,
+        Image,
+        Media,
         Message,
         ObservabilityEvent,
         ObservabilityEventType,
@@ -61,6 +64,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS resol
     from l0_core.runtime.retry import Retry, RetryContext
     from l0_core.runtime.state import State
     from l0_core.runtime.stream import Stream, run
+    from l0_core.text import formatting
+    from l0_core.text.window import Window
 
 __version__ = "0.1.0"
 
@@ -68,6 +73,7 @@ __all__ = [
     "AbortedError",
     "Adapter",
     "AdapterSession",
+    "Audio",
     "CheckIntervals",
     "Classification",
     "Complete",
@@ -89,7 +95,9 @@ __all__ = [
     "FunctionRule",
     "GuardrailError",
     "Guardrails",
+    "Image",
     "L0Error",
+    "Media",
     "Message",
     "NetworkError",
     "ObservabilityEvent",
@@ -110,7 +118,9 @@ __all__ = [
     "Token",
     "ToolCall",
     "Violation",
+    "Window",
     "__version__",
+    "formatting",
     "hookimpl",
     "register_plugin",
     "reload_config",
@@ -139,12 +149,15 @@ _EXPORTS: dict[str, str] = {
     "ProviderError": _ERRORS,
     "RateLimitError": _ERRORS,
     "TimeoutException": _ERRORS,
+    "Audio": _EVENTS,
     "Complete": _EVENTS,
     "Data": _EVENTS,
     "Discard": _EVENTS,
     "ErrorEvent": _EVENTS,
     "Event": _EVENTS,
     "EventType": _EVENTS,
+    "Image": _EVENTS,
+    "Media": _EVENTS,
     "Message": _EVENTS,
     "ObservabilityEvent": _EVENTS,
     "ObservabilityEventType": _EVENTS,
@@ -174,6 +187,8 @@ _EXPORTS: dict[str, str] = {
     "Stream": "l0_core.runtime.stream",
     "run": "l0_core.runtime.stream",
     "State": "l0_core.runtime.state",
+    "Window": "l0_core.text.window",
+    "formatting": "l0_core.text",
 }
 
 

@@ -19,12 +19,15 @@ if TYPE_CHECKING:
     from l0_core.errors import L0Error
 
 __all__ = [
+    "Audio",
     "Complete",
     "Data",
     "Discard",
     "ErrorEvent",
     "Event",
     "EventType",
+    "Image",
+    "Media",
     "Message",
     "ObservabilityEvent",
     "ObservabilityEventType",
@@ -117,6 +120,76 @@ class Data(Event):
 
     def __init__(self, data: Any) -> None:
         self.data = data
+
+
+class Media(Data):
+    """A piece of media from the model: ``data`` is its content, as ``bytes`` or as a base64
+    ``str`` (what providers stream; decoded only when ``bytes`` is read).
+
+    ``partial`` marks a preview (a partial image) that a later event replaces; ``index``
+    orders the pieces of one item, ``id`` names the item. ``state.data_outputs`` keeps every
+    piece that is not partial. Built once per provider chunk, hence ``__slots__``.
+    """
+
+    __slots__ = ("id", "index", "metadata", "mime_type", "partial")
+    kind: ClassVar[str] = "media"
+
+    def __init__(
+        self,
+        data: bytes | str,
+        mime_type: str,
+        *,
+        partial: bool = False,
+        index: int = 0,
+        id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.data = data
+        self.mime_type = mime_type
+        self.partial = partial
+        self.index = index
+        self.id = id
+        self.metadata = metadata
+
+    @property
+    def bytes(self) -> bytes:
+        """The content as bytes (base64 decoded when it came as text)."""
+        data = self.data
+        if isinstance(data, str):
+            import base64
+
+            return base64.b64decode(data)
+        return bytes(data)
+
+    @property
+    def base64(self) -> str:
+        """The content as base64 text."""
+        data = self.data
+        if isinstance(data, str):
+            return data
+        import base64
+
+        return base64.b64encode(data).decode("ascii")
+
+    def __repr__(self) -> str:
+        size = len(self.data)
+        shown = f"<{size} base64 chars>" if isinstance(self.data, str) else f"<{size} bytes>"
+        return (f"{type(self).__name__}({shown}, mime_type={self.mime_type!r}, "
+                f"partial={self.partial}, index={self.index}, id={self.id!r})")
+
+
+class Image(Media):
+    """An image, or with ``partial=True`` a preview of one (``index`` counts previews)."""
+
+    __slots__ = ()
+    kind = "image"
+
+
+class Audio(Media):
+    """A piece of audio; the pieces of one answer (same ``id``) concatenate in order."""
+
+    __slots__ = ()
+    kind = "audio"
 
 
 class Progress(Event):
@@ -271,6 +344,7 @@ class ObservabilityEventType(enum.StrEnum):
     TOKEN = "TOKEN"  # one per token, and only to an ``on_event`` listener
     DRIFT_CHECK_START = "DRIFT_CHECK_START"
     DRIFT_CHECK_END = "DRIFT_CHECK_END"
+    CONTEXT_RESTORED = "CONTEXT_RESTORED"  # a window chunk that drifted runs again, widened
 
 
 class ObservabilityEvent:

@@ -16,6 +16,10 @@
     ``response.output_item.done``, ``response.completed``,
     ``response.incomplete``, ``response.failed``, ``error``). Function calls are
     emitted as :class:`l0_core.ToolCall` events when their output item is done.
+    Image generation: each ``response.image_generation_call.partial_image`` is an
+    :class:`l0_core.Image` with ``partial=True``, the finished ``image_generation_call``
+    output item the final :class:`l0_core.Image`; ``in_progress`` / ``generating`` /
+    ``completed`` of the call are :class:`l0_core.Progress` events.
 
 The Chat Completions session is the core's :class:`~l0_core.runtime.chat_chunks.
 ChatChunkSession` (LiteLLM streams the same shape). Tool-call arguments that are not a JSON
@@ -32,7 +36,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from l0_core.errors import ErrorCode, L0Error
-from l0_core.events import ToolCall
+from l0_core.events import Image, Progress, ToolCall
 from l0_core.runtime.adapters import AdapterSession, FeedResult, Finish
 from l0_core.runtime.chat_chunks import ChatChunkSession, dump_fields, parse_arguments
 from l0_openai.errors import error_from_fields
@@ -44,7 +48,9 @@ class ChatCompletionsAdapter:
     """Adapter ``openai``: Chat Completions ``ChatCompletionChunk`` streams.
 
     Options (``l0.run(adapter_options=...)``): ``choice_index`` (default 0), the
-    choice to read when the request asks for ``n > 1``.
+    choice to read when the request asks for ``n > 1``; ``audio_format`` (default
+    ``"pcm16"``, what OpenAI streams), the ``audio.format`` of the request, for the MIME
+    type of :class:`l0_core.Audio` pieces.
     """
 
     name = "openai"
@@ -54,13 +60,44 @@ class ChatCompletionsAdapter:
         return cls.__name__ == "ChatCompletionChunk" and cls.__module__.startswith("openai.")
 
     def open(self, options: Mapping[str, Any] | None = None) -> AdapterSession:
-        index = 0
+        index, audio_format = 0, "pcm16"
         if options:
             index = int(options.get("choice_index", 0))
-        return ChatChunkSession(index, provider="OpenAI")
+            audio_format = str(options.get("audio_format", "pcm16"))
+        return ChatChunkSession(index, provider="OpenAI", audio_format=audio_format)
 
 
 _TEXT_DELTA = "response.output_text.delta"
+
+
+_IMAGE_CALL = "response.image_generation_call."
+
+
+def _image_mime(output_format: str | None) -> str:
+    fmt = output_format or "png"
+    return "image/svg+xml" if fmt == "svg" else f"image/{fmt}"
+
+
+def _image_event(item: Any, step: str) -> Image | Progress:
+    """A partial image, or the progress of an image generation call."""
+    if step == "partial_image":
+        return Image(item.partial_image_b64, _image_mime(getattr(item, "output_format", None)),
+                     partial=True, index=int(item.partial_image_index), id=item.item_id)
+    return Progress({"kind": "image", "status": step, "id": getattr(item, "item_id", None),
+                     "output_index": getattr(item, "output_index", None)})
+
+
+def _final_image(output: Any) -> Image | None:
+    result = getattr(output, "result", None)
+    if not result:
+        error = getattr(output, "error", None)
+        if getattr(output, "status", None) == "failed" or error is not None:
+            raise error_from_fields(error or {}, where="image_generation_call",
+                                    default=ErrorCode.SERVER_ERROR)
+        return None
+    return Image(result, _image_mime(getattr(output, "output_format", None)), id=output.id,
+                 metadata={k: v for k in ("size", "quality", "revised_prompt")
+                           if (v := getattr(output, k, None)) is not None} or None)
 
 
 class _ResponsesSession:
@@ -82,8 +119,12 @@ class _ResponsesSession:
         return self._feed_slow(item, kind)
 
     def _feed_slow(self, item: Any, kind: str) -> FeedResult:
+        if kind.startswith(_IMAGE_CALL):
+            return _image_event(item, kind[len(_IMAGE_CALL):])
         if kind == "response.output_item.done":
             output = item.item
+            if getattr(output, "type", None) == "image_generation_call":
+                return _final_image(output)
             if getattr(output, "type", None) == "function_call":
                 self._tools += 1
                 call_id = getattr(output, "call_id", None) or getattr(output, "id", "") or ""

@@ -7,6 +7,9 @@ the selected choice are the per-token fast path; tool calls are assembled from t
 fragments and emitted with complete parsed arguments when the choice finishes; ``usage``
 and the finish reason are reported at the end; ``content_filter`` raises
 ``CONTENT_POLICY``, a refusal too, and a stream without a finish reason is ``INCOMPLETE``.
+Streamed audio output (``modalities=["text", "audio"]``: ``delta.audio`` with base64
+``data`` and a ``transcript``) becomes :class:`~l0_core.events.Audio` pieces, and its
+transcript is the text. Audio chunks carry no ``content``, so they never reach the fast path.
 Tool-call arguments that are not a JSON object raise an :class:`~l0_core.L0Error`
 (``INCOMPLETE`` when the model stopped at its length limit, ``UNKNOWN_ERROR`` otherwise,
 both retried); they never become ``{}``. No provider SDK is imported here.
@@ -19,10 +22,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from l0_core.errors import ErrorCode, L0Error
-from l0_core.events import Token, ToolCall
+from l0_core.events import Audio, Event, Token, ToolCall
 from l0_core.runtime.adapters import FeedResult, Finish
 
-__all__ = ["ChatChunkSession", "ToolBuffer", "dump_fields", "parse_arguments"]
+__all__ = ["AUDIO_MIME_TYPES", "ChatChunkSession", "ToolBuffer", "dump_fields",
+           "parse_arguments"]
+
+#: the MIME type of each ``audio.format`` a chat request can ask for (OpenAI streams pcm16)
+AUDIO_MIME_TYPES = {"pcm16": "audio/pcm", "wav": "audio/wav", "mp3": "audio/mpeg",
+                    "opus": "audio/opus", "flac": "audio/flac", "aac": "audio/aac"}
 
 
 def dump_fields(obj: Any) -> Mapping[str, Any] | None:
@@ -76,11 +84,16 @@ class ToolBuffer:
 class ChatChunkSession:
     """One attempt over OpenAI-shaped chat chunks; ``provider`` names the source in errors."""
 
-    __slots__ = ("_choice", "_finish", "_provider", "_refusal", "_tools", "_usage")
+    __slots__ = ("_audio", "_audio_id", "_audio_mime", "_choice", "_finish", "_provider",
+                 "_refusal", "_tools", "_usage")
 
-    def __init__(self, choice_index: int = 0, provider: str = "OpenAI") -> None:
+    def __init__(self, choice_index: int = 0, provider: str = "OpenAI",
+                 audio_format: str = "pcm16") -> None:
         self._choice = choice_index
         self._provider = provider
+        self._audio_mime = AUDIO_MIME_TYPES.get(audio_format, f"audio/{audio_format}")
+        self._audio = 0  # audio pieces so far
+        self._audio_id: str | None = None
         self._finish: str | None = None
         self._usage: Mapping[str, Any] | None = None
         self._tools: dict[int, ToolBuffer] = {}
@@ -113,7 +126,7 @@ class ChatChunkSession:
         if usage is not None:
             self._usage = dump_fields(usage)
         text: str | None = None
-        events: list[ToolCall] = []
+        events: list[Event] = []
         for choice in item.choices or ():
             if choice.index != self._choice:
                 continue
@@ -122,6 +135,11 @@ class ChatChunkSession:
                 content = self._read_delta(delta)
                 if content:
                     text = content if text is None else text + content
+                audio = getattr(delta, "audio", None)
+                if audio is not None:
+                    transcript = self._read_audio(audio, events)
+                    if transcript:
+                        text = transcript if text is None else text + transcript
             reason = choice.finish_reason
             if reason is not None:
                 events.extend(self._end_choice(reason))
@@ -146,6 +164,22 @@ class ChatChunkSession:
             self._refusal.append(refusal)
         content: str | None = delta.content
         return content
+
+    def _read_audio(self, audio: Any, events: list[Event]) -> str | None:
+        """A ``delta.audio`` (an object or a mapping): its piece of audio goes to
+        ``events``; its transcript is returned as text."""
+        fields = audio if isinstance(audio, Mapping) else vars(audio)
+        audio_id = fields.get("id")
+        if audio_id:
+            self._audio_id = audio_id
+        data = fields.get("data")
+        if data:
+            meta = {"expires_at": fields["expires_at"]} if fields.get("expires_at") else None
+            events.append(Audio(data, self._audio_mime, index=self._audio, id=self._audio_id,
+                                metadata=meta))
+            self._audio += 1
+        transcript: str | None = fields.get("transcript")
+        return transcript
 
     def _end_choice(self, reason: str) -> list[ToolCall]:
         """The choice finished (``reason``): its tool calls, complete."""

@@ -32,6 +32,7 @@ from l0_core.events import (
     Discard,
     ErrorEvent,
     Event,
+    Media,
     Message,
     ObservabilityEvent,
     Progress,
@@ -400,7 +401,8 @@ class Session:
         keep = decision.keep
         continuing = self.continuation is not None
         dropped_calls = [] if continuing else st.tool_calls[attempt.tools_from:]
-        if len(st.parts) <= keep and not dropped_calls:
+        dropped_data = 0 if continuing else len(st.data_outputs) - attempt.data_from
+        if len(st.parts) <= keep and not dropped_calls and not dropped_data:
             return None
         dropped = "".join(st.parts[keep:])
         offset = self.chars_at(keep)
@@ -409,7 +411,8 @@ class Session:
             del st.tool_calls[attempt.tools_from:]
             del st.data_outputs[attempt.data_from:]
         self.emit(T.DISCARD, attempt=attempt.number, fallbackIndex=attempt.index, offset=offset,
-                  length=len(dropped), reason=err.code.value, toolCalls=len(dropped_calls))
+                  length=len(dropped), reason=err.code.value, toolCalls=len(dropped_calls),
+                  dataOutputs=dropped_data)
         discard = Discard(dropped, offset, attempt.number, err.code.value)
         self.on_consumer_event(discard)
         return discard
@@ -601,7 +604,11 @@ class Session:
             self.emit(T.TOOL_REQUESTED, toolName=ev.name, toolCallId=ev.id,
                       arguments=ev.arguments)
         elif isinstance(ev, Data):
-            st.data_outputs.append(ev.data)
+            if isinstance(ev, Media):  # the typed piece itself; previews are not outputs
+                if not ev.partial:
+                    st.data_outputs.append(ev)
+            else:
+                st.data_outputs.append(ev.data)
         elif isinstance(ev, Progress):
             st.last_progress = ev.data
         elif not isinstance(ev, Message):

@@ -49,6 +49,7 @@ their own tests; it needs no third-party package.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
@@ -153,6 +154,19 @@ class Turn:
         choice 1, 2, ...; streamed interleaved with the main choice (index 0).
     :param model: the model reported (default: the request's ``model``).
 
+    Media (a *step* is one text token or one media piece, whichever list is longer; the
+    faults below count steps):
+
+    :param audio: audio output pieces (chat, ``modalities=["text", "audio"]``): step *i*
+        streams ``delta.audio`` with the base64 of ``audio[i]`` and ``tokens[i]`` as its
+        ``transcript`` (no ``content``); the first carries the audio ``id``, a last chunk
+        its ``expires_at``.
+    :param partial_images: previews of a generated image (Responses API): step *i* sends
+        ``response.image_generation_call.partial_image`` with the base64 of
+        ``partial_images[i]`` (index *i*), inside an ``image_generation_call`` output item.
+    :param image: the finished image of that item, sent in its ``response.output_item.done``
+        (``result``) after the last step.
+
     Faults (token counts *n* mean "after n text tokens"; ``n >= len(tokens)``
     means after all tokens, before the finish reason):
 
@@ -188,6 +202,9 @@ class Turn:
     role_chunk: bool = True
     choices: Sequence[Sequence[str]] = ()
     model: str | None = None
+    audio: Sequence[bytes] = ()
+    partial_images: Sequence[bytes] = ()
+    image: bytes | None = None
     status: int = 200
     retry_after: float | str | None = None
     retry_after_ms: float | None = None
@@ -208,6 +225,11 @@ class Turn:
     def text(self) -> str:
         """The text of the main choice."""
         return "".join(self.tokens)
+
+    @property
+    def steps(self) -> int:
+        """Text tokens or media pieces, whichever are more (the faults count these)."""
+        return max(len(self.tokens), len(self.audio), len(self.partial_images))
 
 
 @dataclass
@@ -587,17 +609,17 @@ class OpenAIServer:
         builder = (_ResponsesStream(self, turn, body) if responses_api
                    else _ChatStream(self, turn, body))
         await self._events(conn, chunked, builder.opening())
-        tokens = list(turn.tokens)
-        for i in range(len(tokens) + 1):
+        steps = turn.steps
+        for i in range(steps + 1):
             if await self._fault_before(conn, turn, builder, i):
                 break
-            if i == len(tokens):
+            if i == steps:
                 await self._events(conn, chunked, builder.closing())
                 break
             wait = turn.first_delay if i == 0 and turn.first_delay else turn.delay
             if wait:
                 await asyncio.sleep(wait)
-            await self._events(conn, chunked, builder.token(i, tokens[i]))
+            await self._events(conn, chunked, builder.step(i))
         if not chunked:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 conn.writer.write_eof()
@@ -754,8 +776,19 @@ class _ChatStream:
             out.append((None, self._chunk(choices)))
         return out
 
-    def token(self, i: int, text: str) -> list[tuple[str | None, str]]:
-        out: list[tuple[str | None, str]] = [(None, self._chunk([self._choice({"content": text})]))]
+    def step(self, i: int) -> list[tuple[str | None, str]]:
+        turn = self.turn
+        text = turn.tokens[i] if i < len(turn.tokens) else None
+        if turn.audio:
+            audio: dict[str, Any] = {"id": f"audio_{self.id}"} if i == 0 else {}
+            if i < len(turn.audio):
+                audio["data"] = base64.b64encode(turn.audio[i]).decode("ascii")
+            if text is not None:
+                audio["transcript"] = text
+            return [(None, self._chunk([self._choice({"audio": audio})]))]
+        out: list[tuple[str | None, str]] = []
+        if text is not None:
+            out.append((None, self._chunk([self._choice({"content": text})])))
         for n, extra in enumerate(self.turn.choices, start=1):
             if i < len(extra):
                 out.append((None, self._chunk([self._choice({"content": extra[i]}, n)])))
@@ -774,6 +807,9 @@ class _ChatStream:
             for piece in _split(tc.arguments, tc.fragments):
                 fragment = {"index": i, "function": {"arguments": piece}}
                 out.append((None, self._chunk([self._choice({"tool_calls": [fragment]})])))
+        if self.turn.audio:
+            expiry = {"audio": {"id": f"audio_{self.id}", "expires_at": self.created + 3600}}
+            out.append((None, self._chunk([self._choice(expiry)])))
         finish = self.turn.finish_reason
         if finish is not None:
             out.extend((None, self._chunk([self._choice({}, n, finish)]))
@@ -801,6 +837,23 @@ class _ResponsesStream:
         self.seq = 0
         self.rid = f"resp_{next(server._ids)}"
         self.item = "msg_1"
+        self.has_message = bool(turn.tokens) or not (turn.tool_calls or self._has_image)
+        self.image_index = 1 if self.has_message else 0
+
+    @property
+    def _has_image(self) -> bool:
+        return bool(self.turn.partial_images) or self.turn.image is not None
+
+    def _image_item(self, status: str, result: bytes | None = None) -> dict[str, Any]:
+        item: dict[str, Any] = {"id": "ig_1", "type": "image_generation_call", "status": status,
+                                "result": None, "output_format": "png", "size": "1024x1024"}
+        if result is not None:
+            item["result"] = base64.b64encode(result).decode("ascii")
+        return item
+
+    def _image_step(self, step: str) -> tuple[str | None, str]:
+        return self._event(f"response.image_generation_call.{step}", item_id="ig_1",
+                           output_index=self.image_index)
 
     def _event(self, type_: str, **fields: Any) -> tuple[str | None, str]:
         payload = {"type": type_, "sequence_number": self.seq, **fields}
@@ -816,7 +869,7 @@ class _ResponsesStream:
             self._event("response.created", response=self._response("in_progress", False)),
             self._event("response.in_progress", response=self._response("in_progress", False)),
         ]
-        if self.turn.tokens or not self.turn.tool_calls:
+        if self.has_message:
             out.append(self._event(
                 "response.output_item.added", output_index=0,
                 item={"id": self.item, "type": "message", "status": "in_progress",
@@ -826,17 +879,37 @@ class _ResponsesStream:
                 "response.content_part.added", item_id=self.item, output_index=0,
                 content_index=0, part={"type": "output_text", "text": "", "annotations": []},
             ))
+        if self._has_image:
+            out.append(self._event("response.output_item.added", output_index=self.image_index,
+                                   item=self._image_item("in_progress")))
+            out.append(self._image_step("in_progress"))
+            out.append(self._image_step("generating"))
         return out
 
-    def token(self, i: int, text: str) -> list[tuple[str | None, str]]:
-        return [self._event("response.output_text.delta", item_id=self.item, output_index=0,
-                            content_index=0, delta=text, logprobs=[])]
+    def step(self, i: int) -> list[tuple[str | None, str]]:
+        turn = self.turn
+        out: list[tuple[str | None, str]] = []
+        if i < len(turn.partial_images):
+            out.append(self._event(
+                "response.image_generation_call.partial_image", item_id="ig_1",
+                output_index=self.image_index, partial_image_index=i, output_format="png",
+                partial_image_b64=base64.b64encode(turn.partial_images[i]).decode("ascii"),
+            ))
+        if i < len(turn.tokens):
+            out.append(self._event("response.output_text.delta", item_id=self.item,
+                                   output_index=0, content_index=0, delta=turn.tokens[i],
+                                   logprobs=[]))
+        return out
 
     def closing(self) -> list[tuple[str | None, str]]:
         turn = self.turn
         out: list[tuple[str | None, str]] = []
         text = turn.text
-        has_message = bool(turn.tokens) or not turn.tool_calls
+        has_message = self.has_message
+        if self._has_image:
+            out.append(self._image_step("completed"))
+            out.append(self._event("response.output_item.done", output_index=self.image_index,
+                                   item=self._image_item("completed", turn.image)))
         if has_message:
             part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
             out.append(self._event("response.output_text.done", item_id=self.item,
@@ -848,7 +921,7 @@ class _ResponsesStream:
                 item={"id": self.item, "type": "message", "status": "completed",
                       "role": "assistant", "content": [part]},
             ))
-        base = 1 if has_message else 0
+        base = (1 if has_message else 0) + (1 if self._has_image else 0)
         for i, tc in enumerate(turn.tool_calls):
             item = {"id": f"fc_{i}", "type": "function_call", "status": "in_progress",
                     "call_id": tc.id or f"call_{i}", "name": tc.name, "arguments": ""}

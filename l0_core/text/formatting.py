@@ -1,0 +1,298 @@
+"""Prompt formatting helpers: ``l0.formatting``.
+
+* :func:`context`: untrusted text in a delimited block it cannot close;
+* :func:`memory`: a conversation history as text, within a token budget;
+* :func:`json_output`: instructions to answer with JSON matching a schema or pydantic model;
+* :func:`tool`: an OpenAI tools-format definition from a typed function or a pydantic model;
+* :func:`parse_function_calls`: function calls written in a model's text output.
+
+How each delimiter style keeps content inside its block:
+
+``xml``
+    ``<label>...</label>``; any tag in the content naming the block's label (``</label>``,
+    ``< / LABEL >``, ``<label attr>``, any case or spacing) gets its ``<`` written as
+    ``&lt;``. Other markup in the content is left alone (code stays readable).
+``markdown``
+    A heading and a fenced code block whose fence is one backtick longer than the longest
+    backtick run in the content (CommonMark: a fence closes only on a run at least as long).
+``brackets``
+    ``[LABEL]...[/LABEL]``; any ``[LABEL]`` or ``[/LABEL]`` in the content (any case or
+    spacing) gets its ``[`` written as ``\\[``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from l0_core.errors import ConfigError
+from l0_core.runtime.chat_chunks import parse_arguments
+
+__all__ = ["FunctionCall", "context", "json_output", "memory", "parse_function_calls", "tool"]
+
+DELIMITERS = ("xml", "markdown", "brackets")
+MEMORY_STYLES = ("conversational", "structured", "compact")
+
+
+def _label(label: str) -> str:
+    if not isinstance(label, str):
+        raise ConfigError(f"label must be a str; got {type(label).__name__}")
+    clean = re.sub(r"[^a-z0-9_-]+", "_", label.strip().lower()).strip("_")
+    if not clean or not clean[0].isalpha():
+        clean = "context" if not clean else f"x{clean}"
+    return clean
+
+
+def _escape_tags(content: str, name: str) -> str:
+    return re.sub(rf"<(?=\s*/?\s*{re.escape(name)}(?![\w-]))", "&lt;", content,
+                  flags=re.IGNORECASE)
+
+
+def _escape_brackets(content: str, name: str) -> str:
+    return re.sub(rf"\[(?=\s*/?\s*{re.escape(name)}\s*\])", r"\\[", content, flags=re.IGNORECASE)
+
+
+def context(content: str, label: str = "context", delimiter: str = "xml") -> str:
+    """``content`` in a block named ``label`` that nothing inside it can close."""
+    if not isinstance(content, str):
+        raise ConfigError(f"content must be a str; got {type(content).__name__}")
+    name = _label(label)
+    if delimiter == "xml":
+        return f"<{name}>\n{_escape_tags(content, name)}\n</{name}>"
+    if delimiter == "markdown":
+        longest = max((len(run) for run in re.findall(r"`+", content)), default=0)
+        fence = "`" * max(3, longest + 1)
+        title = label.strip() or "Context"
+        return f"## {title}\n\n{fence}\n{content}\n{fence}"
+    if delimiter == "brackets":
+        tag = name.upper()
+        return f"[{tag}]\n{_escape_brackets(content, tag)}\n[/{tag}]"
+    raise ConfigError(f"delimiter must be one of {', '.join(map(repr, DELIMITERS))}; got "
+                      f"{delimiter!r}")
+
+
+# -- memory ---------------------------------------------------------------------------------
+
+
+def _entries(entries: Iterable[Any]) -> list[tuple[str, str]]:
+    out = []
+    for entry in entries:
+        if isinstance(entry, Mapping):
+            role, content = entry.get("role"), entry.get("content")
+        elif isinstance(entry, Sequence) and not isinstance(entry, str) and len(entry) == 2:
+            role, content = entry
+        else:
+            role = content = None
+        if not isinstance(role, str) or not isinstance(content, str):
+            raise ConfigError(
+                "memory entries must be {'role': str, 'content': str} mappings or "
+                f"(role, content) pairs; got {entry!r}")
+        out.append((role, content))
+    return out
+
+
+def _memory_line(role: str, content: str, style: str) -> str:
+    if style == "conversational":
+        return f"{role.capitalize()}: {content}"
+    if style == "compact":
+        return f"{role[:1].upper()}: {' '.join(content.split())}"
+    tag = _label(role)
+    body = _escape_tags(_escape_tags(content, tag), "memory")
+    return f'<entry role="{tag}">{body}</entry>'
+
+
+def _wrap_memory(lines: list[str], style: str, omitted: int) -> str:
+    note = [f"({omitted} earlier entries omitted)"] if omitted else []
+    if style == "structured":
+        return "\n".join(["<memory>", *note, *lines, "</memory>"])
+    return "\n".join([*note, *lines])
+
+
+def memory(
+    entries: Iterable[Mapping[str, str] | tuple[str, str]],
+    style: str = "conversational",
+    *,
+    max_tokens: int | None = None,
+    tokenizer: Any = "estimate",
+) -> str:
+    """A history as text: ``conversational`` (``User: ...``), ``structured`` (``<memory>``
+    with one ``<entry role=...>`` each) or ``compact`` (one line each, ``U: ...``).
+
+    With ``max_tokens`` the oldest entries are dropped (and counted in a note) until the
+    text fits; when even the newest entry alone does not fit, its beginning is cut."""
+    from l0_core.text.tokenizers import resolve_tokenizer
+
+    if style not in MEMORY_STYLES:
+        raise ConfigError(f"style must be one of {', '.join(map(repr, MEMORY_STYLES))}; got "
+                          f"{style!r}")
+    if max_tokens is not None and (type(max_tokens) is not int or max_tokens < 1):
+        raise ConfigError(f"max_tokens must be a positive int or None; got {max_tokens!r}")
+    pairs = _entries(entries)
+    lines = [_memory_line(role, content, style) for role, content in pairs]
+    if max_tokens is None:
+        return _wrap_memory(lines, style, 0)
+    tok = resolve_tokenizer(tokenizer)
+    budget = max_tokens - tok.count(_wrap_memory([], style, len(lines)))
+    kept: list[str] = []
+    for line in reversed(lines):  # newest first: each line counted once
+        cost = tok.count(line)
+        if cost > budget:
+            break
+        kept.append(line)
+        budget -= cost
+    kept.reverse()
+    if not kept and pairs:
+        role, content = pairs[-1]
+        kept = [_memory_line(role, _tail(content, max(budget - 4, 1), tok), style)]
+    return _wrap_memory(kept, style, len(lines) - len(kept))
+
+
+def _tail(content: str, tokens: int, tok: Any) -> str:
+    starts = tok.offsets(content)
+    if len(starts) <= tokens:
+        return content
+    return "..." + content[starts[len(starts) - tokens]:]
+
+
+# -- output and tools ----------------------------------------------------------------------
+
+
+def _schema_of(schema: Any) -> dict[str, Any]:
+    if isinstance(schema, Mapping):
+        return dict(schema)
+    json_schema = getattr(schema, "model_json_schema", None)
+    if inspect.isclass(schema) and callable(json_schema):
+        result: dict[str, Any] = json_schema()
+        return result
+    raise ConfigError(f"schema must be a pydantic model class or a JSON Schema mapping; got "
+                      f"{schema!r}")
+
+
+def json_output(schema: Any) -> str:
+    """Instructions to answer with one JSON value matching ``schema`` (a pydantic model
+    class or a JSON Schema mapping)."""
+    text = json.dumps(_schema_of(schema), indent=2, sort_keys=True)
+    return (
+        "Respond with a single JSON value that matches this JSON Schema. Output only the "
+        "JSON: no explanation, no Markdown code fence.\n\n"
+        f"JSON Schema:\n{text}"
+    )
+
+
+def _doc(obj: Any) -> str:
+    doc = inspect.getdoc(obj) or ""
+    return doc.split("\n\n", 1)[0].replace("\n", " ").strip()
+
+
+def _function_schema(fn: Callable[..., Any]) -> dict[str, Any]:
+    import typing
+
+    import pydantic
+
+    hints = typing.get_type_hints(fn, include_extras=True)
+    fields: dict[str, Any] = {}
+    for param in inspect.signature(fn).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        if param.name not in hints:
+            raise ConfigError(f"tool {fn.__name__}: parameter {param.name!r} has no type "
+                              f"annotation; every parameter of a tool needs one")
+        default = ... if param.default is param.empty else param.default
+        fields[param.name] = (hints[param.name], default)
+    model = pydantic.create_model(f"{fn.__name__}_arguments", **fields)
+    return model.model_json_schema()
+
+
+def tool(obj: Any, *, name: str | None = None, description: str | None = None) -> dict[str, Any]:
+    """An OpenAI tools-format definition (``{"type": "function", "function": {...}}``) of a
+    typed function or a pydantic model class; the JSON Schema of its parameters comes from
+    the annotations (``Annotated[..., Field(description=...)]`` describes a parameter)."""
+    if inspect.isclass(obj) and callable(getattr(obj, "model_json_schema", None)):
+        parameters = _schema_of(obj)
+    elif inspect.isfunction(obj) or inspect.ismethod(obj):
+        parameters = _function_schema(obj)
+    else:
+        raise ConfigError(f"tool() takes a typed function or a pydantic model class; got "
+                          f"{obj!r}")
+    parameters.pop("title", None)
+    parameters.setdefault("properties", {})
+    return {
+        "type": "function",
+        "function": {
+            "name": name or obj.__name__,
+            "description": description if description is not None else _doc(obj),
+            "parameters": parameters,
+        },
+    }
+
+
+# -- function calls in model output ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionCall:
+    """A function call found in model output: ``name`` and parsed ``arguments``."""
+
+    name: str
+    arguments: dict[str, Any]
+
+
+_TAGGED = re.compile(r"<(tool_call|function_call)>\s*(.*?)\s*</\1>", re.DOTALL | re.IGNORECASE)
+
+
+def _objects(text: str) -> Iterable[Any]:
+    """Every top-level JSON object in ``text``, left to right."""
+    decoder = json.JSONDecoder()
+    i = text.find("{")
+    while i != -1:
+        try:
+            value, end = decoder.raw_decode(text, i)
+        except ValueError:
+            i = text.find("{", i + 1)
+            continue
+        yield value
+        i = text.find("{", end)
+
+
+def _calls_in(value: Any) -> Iterable[FunctionCall]:
+    if isinstance(value, list):
+        for item in value:
+            yield from _calls_in(item)
+        return
+    if not isinstance(value, dict):
+        return
+    if isinstance(value.get("tool_calls"), list):
+        yield from _calls_in(value["tool_calls"])
+        return
+    if isinstance(value.get("function"), dict):
+        value = value["function"]
+    name = value.get("name")
+    if not isinstance(name, str) or not name:
+        return
+    args = value.get("arguments", value.get("parameters", {}))
+    if isinstance(args, str):
+        args = parse_arguments(args, name=name, call_id="")
+    if isinstance(args, dict):
+        yield FunctionCall(name, args)
+
+
+def parse_function_calls(text: str) -> list[FunctionCall]:
+    """Function calls written in ``text``: ``<tool_call>{...}</tool_call>`` blocks when there
+    are any, otherwise every JSON object (bare or in a code fence) shaped like
+    ``{"name": ..., "arguments": {...}}`` (also ``"parameters"``, arguments as a JSON string,
+    OpenAI's ``{"function": {...}}`` and ``{"tool_calls": [...]}``). Arguments that are a
+    string but not a JSON object raise an ``L0Error``."""
+    if not isinstance(text, str):
+        raise ConfigError(f"text must be a str; got {type(text).__name__}")
+    tagged = _TAGGED.findall(text)
+    if tagged:
+        found: list[FunctionCall] = []
+        for _, body in tagged:
+            for value in _objects(body):
+                found.extend(_calls_in(value))
+        return found
+    return [call for value in _objects(text) for call in _calls_in(value)]
