@@ -49,7 +49,12 @@ def _check(factory_for_chunk: Any, concurrency: Any, restore_context: Any,
     if "stream" in options:
         raise ConfigError("process_all: pass the stream through factory_for_chunk, not "
                           "stream=")
-    run(stream=_never, **options)  # every other option is checked as l0.run checks it
+    try:
+        run(stream=_never, **options)  # every other option is checked as l0.run checks it
+    except ConfigError:
+        raise
+    except TypeError as exc:  # an option l0.run does not have
+        raise ConfigError(f"process_all: {exc}") from exc
 
 
 async def process_chunks(
