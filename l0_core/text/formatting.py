@@ -101,7 +101,7 @@ def _memory_line(role: str, content: str, style: str) -> str:
     if style == "compact":
         return f"{role[:1].upper()}: {' '.join(content.split())}"
     tag = _label(role)
-    body = _escape_tags(_escape_tags(content, tag), "memory")
+    body = _escape_tags(_escape_tags(content, "entry"), "memory")
     return f'<entry role="{tag}">{body}</entry>'
 
 
