@@ -22,6 +22,7 @@ and returns ``None`` otherwise. ``tokenizer="auto"`` (the default of ``Window.cr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -95,6 +96,16 @@ def _tiktoken_cache_file(url: str) -> str | None:
     return os.path.join(directory, hashlib.sha1(url.encode()).hexdigest())
 
 
+@functools.lru_cache(maxsize=16)
+def _verified(path: str, sha256: str, mtime_ns: int, size: int) -> bool:
+    """Whether the file holds the expected bytes (hashed once per version of the file)."""
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest() == sha256
+    except OSError:
+        return False
+
+
 class TiktokenTokenizer:
     """Exact counts with a ``tiktoken.Encoding`` (``pip install 'l0-core[tiktoken]'``)."""
 
@@ -117,11 +128,10 @@ class TiktokenTokenizer:
         if path is None:
             return None
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            stat = os.stat(path)
         except OSError:
             return None
-        if hashlib.sha256(data).hexdigest() != known[1]:
+        if not _verified(path, known[1], stat.st_mtime_ns, stat.st_size):
             return None  # tiktoken would delete it and download it again
         return cls(tiktoken.get_encoding(encoding_name))
 

@@ -154,14 +154,14 @@ class _Boundaries:
         return None
 
     def last_word(self, lo: int, hi: int) -> int | None:
-        """The last word start ``p`` with ``lo <= p <= hi`` (O(hi - lo))."""
+        """The last word start ``p`` with ``lo <= p <= hi`` (C-speed scans, no loop)."""
         doc = self.doc
-        i = hi - 1
-        while i >= lo - 1 and i >= 0:
-            if doc[i].isspace() and i + 1 < len(doc) and not doc[i + 1].isspace():
-                return i + 1 if i + 1 >= lo else None
-            i -= 1
-        return None
+        start = max(lo - 1, 0)
+        i = max(doc.rfind(" ", start, hi - 1), doc.rfind("\n", start, hi - 1),
+                doc.rfind("\t", start, hi - 1), doc.rfind("\r", start, hi - 1))
+        if i < 0 or i + 1 < lo or doc[i + 1].isspace():
+            return None
+        return i + 1
 
     def first_word(self, lo: int, hi: int) -> int | None:
         m = _WHITESPACE.search(self.doc, max(lo - 1, 0), hi)
