@@ -172,3 +172,20 @@ async def test_only_partial_images_and_no_final_image_is_zero_output() -> None:
         assert [e.code for e in stream.errors] == [l0.ErrorCode.ZERO_OUTPUT]
         assert [i.bytes for i in stream.state.data_outputs] == [IMAGE]
         await assert_all_closed(server, client)
+
+
+async def test_audio_model_that_keeps_failing_falls_back() -> None:
+    async with OpenAIServer(turns=[Turn(tokens=TRANSCRIPT, audio=AUDIO, cut_after=1)]) \
+            as primary, OpenAIServer(turns=[Turn(tokens=TRANSCRIPT, audio=AUDIO)]) as backup:
+        first, second = raw_client(primary), raw_client(backup)
+        stream = l0.run(stream=chat_audio(first), fallbacks=[chat_audio(second)],
+                        retry=l0.Retry(fallback_after=1), timeout=FAST)
+        events = [e async for e in stream]
+        kinds = [type(e).__name__ for e in events]
+        assert kinds == ["Token", "Audio", "ErrorEvent", "Discard"] * 2 + [
+            "Token", "Audio", "Token", "Audio", "Token", "Audio", "Complete"]
+        assert stream.state.fallback_index == 1 and stream.state.content == "Hello there!"
+        assert [a.bytes for a in stream.state.data_outputs] == AUDIO
+        assert len(primary.completion_requests) == 2 and len(backup.completion_requests) == 1
+        await assert_all_closed(primary, first)
+        await assert_all_closed(backup, second)
