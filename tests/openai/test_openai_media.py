@@ -5,8 +5,10 @@ connection cut in the middle of the media."""
 from __future__ import annotations
 
 import base64
+import inspect
 from typing import Any
 
+import openai
 import pytest
 
 import l0_core as l0
@@ -41,11 +43,19 @@ def media_events(events: list[l0.Event]) -> list[str]:
     return out
 
 
+AUDIO_REQUEST: dict[str, Any] = {"modalities": ["text", "audio"],
+                                 "audio": {"voice": "alloy", "format": "pcm16"}}
+# SDKs before audio output (openai 1.40) take the same request fields through extra_body,
+# and hand back delta.audio as a plain mapping: the adapter reads both
+AUDIO_KWARGS = (AUDIO_REQUEST if "modalities" in inspect.signature(
+    openai.resources.chat.AsyncCompletions.create).parameters
+    else {"extra_body": AUDIO_REQUEST})
+
+
 def chat_audio(client: Any) -> Any:
     def factory() -> Any:
         return client.chat.completions.create(
-            model="gpt-4o-audio-preview", stream=True,
-            modalities=["text", "audio"], audio={"voice": "alloy", "format": "pcm16"},
+            model="gpt-4o-audio-preview", stream=True, **AUDIO_KWARGS,
             messages=[{"role": "user", "content": "Say hello."}])
     return factory
 
