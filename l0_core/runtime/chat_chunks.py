@@ -168,7 +168,9 @@ class ChatChunkSession:
     def _read_audio(self, audio: Any, events: list[Event]) -> str | None:
         """A ``delta.audio`` (an object or a mapping): its piece of audio goes to
         ``events``; its transcript is returned as text."""
-        fields = audio if isinstance(audio, Mapping) else vars(audio)
+        fields = audio if isinstance(audio, Mapping) else {
+            name: getattr(audio, name, None) for name in ("id", "data", "transcript",
+                                                          "expires_at")}
         audio_id = fields.get("id")
         if audio_id:
             self._audio_id = audio_id

@@ -230,7 +230,10 @@ def _cut(doc: str, units: Sequence[int], size: int, overlap: int,
         if b >= n_units:
             spans.append((start, len(doc), n_units - a))
             return spans
-        end = cutter.end(start, max(prev_end + 1, start + 1), units[b])
+        min_end = max(prev_end + 1, start + 1)
+        # (a tokenizer may give several tokens one start, as tiktoken does inside a
+        # multi-byte character: the limit then never falls behind the previous end)
+        end = cutter.end(start, min_end, max(units[b], min_end))
         spans.append((start, end, bisect.bisect_left(units, end) - a))
         prev_end = end
         next_start = end

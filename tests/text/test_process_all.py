@@ -193,3 +193,19 @@ async def test_bad_options_fail_before_any_work(window: l0.Window, kwargs: dict[
     with pytest.raises(l0.ConfigError, match="factory_for_chunk must be a function"):
         await window.process_all("nope")  # type: ignore[arg-type]
     assert called == []
+
+
+async def test_guardrails_apply_to_every_chunk(window: l0.Window) -> None:
+    calls: dict[int, int] = {}
+
+    async def answer(chunk: Any) -> AsyncIterator[str]:
+        calls[chunk.index] = calls.get(chunk.index, 0) + 1
+        yield "TODO" if chunk.index == 0 and calls[0] == 1 else summarise(chunk)
+
+    rule = l0.CustomPatternRule([r"\bTODO\b"], message="placeholder left in")
+    with instant_backoff():
+        results = await window.process_all(answer, guardrails=[rule])
+    assert [r.text for r in results] == [summarise(c) for c in window]
+    assert calls[0] == 2 and all(calls[c.index] == 1 for c in list(window)[1:])
+    assert results[0].state is not None
+    assert [e.code for e in results[0].state.errors] == [l0.ErrorCode.GUARDRAIL_VIOLATION]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from pathlib import Path
 from typing import Any
@@ -105,3 +106,14 @@ def test_tiktoken_encoding_object() -> None:
     assert "".join(c.text[max(0, prev.end - c.start):] if i else c.text
                    for i, (prev, c) in enumerate(zip([window[0], *window], window,
                                                      strict=False))) == DOC
+
+
+def test_tokens_sharing_a_start_never_stall_the_window() -> None:
+    # byte tokens: every character of these takes 2-4 tokens with the same start
+    doc = "日本語のテキスト😀 " * 200 + "é" * 300
+    for size, overlap in ((3, 2), (4, 3), (50, 10)):
+        window = l0.Window.create(doc, size=size, overlap=overlap, tokenizer=byte_encoding())
+        chunks = list(window)
+        assert chunks[0].start == 0 and chunks[-1].end == len(doc)
+        assert all(a.start < b.start <= a.end < b.end
+                   for a, b in itertools.pairwise(chunks))
