@@ -61,6 +61,16 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS resol
     from l0_core.runtime.retry import Retry, RetryContext
     from l0_core.runtime.state import State
     from l0_core.runtime.stream import Stream, run
+    from l0_core.structured_output.api import (
+        StructuredResult,
+        StructuredStream,
+        structured,
+        structured_array,
+        structured_object,
+        structured_stream,
+    )
+    from l0_core.structured_output.errors import JSONRepairError, StructuredError
+    from l0_core.structured_output.repair import repair_json
 
 __version__ = "0.1.0"
 
@@ -89,6 +99,7 @@ __all__ = [
     "FunctionRule",
     "GuardrailError",
     "Guardrails",
+    "JSONRepairError",
     "L0Error",
     "Message",
     "NetworkError",
@@ -105,6 +116,9 @@ __all__ = [
     "RuleSpec",
     "State",
     "Stream",
+    "StructuredError",
+    "StructuredResult",
+    "StructuredStream",
     "Timeout",
     "TimeoutException",
     "Token",
@@ -114,13 +128,19 @@ __all__ = [
     "hookimpl",
     "register_plugin",
     "reload_config",
+    "repair_json",
     "run",
+    "structured",
+    "structured_array",
+    "structured_object",
+    "structured_stream",
     "wrap",
 ]
 
 _ERRORS = "l0_core.errors"
 _EVENTS = "l0_core.events"
 _RULE = "l0_core.guardrails.rule"
+_STRUCTURED = "l0_core.structured_output.api"
 
 _EXPORTS: dict[str, str] = {
     # public name -> the module that defines it, or "module:attribute" when it is renamed
@@ -174,6 +194,15 @@ _EXPORTS: dict[str, str] = {
     "Stream": "l0_core.runtime.stream",
     "run": "l0_core.runtime.stream",
     "State": "l0_core.runtime.state",
+    "StructuredResult": _STRUCTURED,
+    "StructuredStream": _STRUCTURED,
+    "structured": _STRUCTURED,
+    "structured_array": _STRUCTURED,
+    "structured_object": _STRUCTURED,
+    "structured_stream": _STRUCTURED,
+    "JSONRepairError": "l0_core.structured_output.errors",
+    "StructuredError": "l0_core.structured_output.errors",
+    "repair_json": "l0_core.structured_output.repair",
 }
 
 

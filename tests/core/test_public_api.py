@@ -13,6 +13,9 @@ EXPECTED = {
     "RuleSpec", "State", "Stream", "Timeout", "TimeoutException", "Token", "ToolCall", "Violation",
     "AbortedError", "ContentError", "FatalError", "NetworkError", "ProviderError", "RateLimitError",
     "__version__", "hookimpl", "register_plugin", "reload_config", "run", "wrap",
+    # structured output (l0_core/structured_output)
+    "JSONRepairError", "StructuredError", "StructuredResult", "StructuredStream", "repair_json",
+    "structured", "structured_array", "structured_object", "structured_stream",
 }
 
 
