@@ -110,10 +110,12 @@ _DQ_RUN = re.compile(r'[^"\\\x00-\x1f]*')
 _SQ_RUN = re.compile(r"[^'\"\\\x00-\x1f]*")
 _NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _LOOSE_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER_TAIL = re.compile(r"[\w.+-]*")
 _WORD = re.compile(r"[A-Za-z_$][\w$]*")
 _KEY_WORD = re.compile(r"[A-Za-z0-9_$][\w$-]*")
 _FENCE = re.compile(r"```[ \t]*[\w+.-]*[ \t]*\r?\n?")
 _OPENERS = re.compile(r"[{\[]")
+_CUT_ESCAPE = re.compile(r"(?:\\(?:u[0-9a-fA-F]{0,3})?)?")
 _HEX4 = re.compile(r"[0-9a-fA-F]{4}")
 _LITERALS = {"true": "true", "false": "false", "null": "null", "True": "true",
              "False": "false", "None": "null", "NaN": "null", "Infinity": "null",
@@ -206,8 +208,10 @@ class _Scanner:
             return self.close(c)
         if c == '"' or c == "'":
             self.write_comma()
-            closed = self.string(c)
-            self.state = _COLON if closed else _KEY
+            if self.string(c):
+                self.state = _COLON
+            else:
+                self.cut = True  # a key cut by the end: the member is dropped
             return True
         m = _KEY_WORD.match(self.s, self.i, self.end)
         if m is None:
@@ -372,7 +376,7 @@ class _Scanner:
         if n == "u":
             if _HEX4.match(s, i + 2, end):
                 code = int(s[i + 2:i + 6], 16)
-                if 0xD800 <= code <= 0xDBFF and i + 6 >= end:
+                if 0xD800 <= code <= 0xDBFF and _CUT_ESCAPE.fullmatch(s, i + 6, end):
                     return end  # half a surrogate pair cut by the end: dropped
                 out.append(s[i:i + 6])
                 return i + 6
@@ -396,8 +400,8 @@ class _Scanner:
                 self.i, self.cut = end, True  # cut by the end: an incomplete member
                 return True
             return False
-        if m.end() >= end:  # a number touching the end may go on: an incomplete member
-            self.i, self.cut = end, True
+        if _NUMBER_TAIL.match(s, m.end(), end).end() >= end:  # type: ignore[union-attr]
+            self.i, self.cut = end, True  # "12", "1e" at the end may go on: incomplete
             return True
         text = m.group()
         if _NUMBER.fullmatch(text):
