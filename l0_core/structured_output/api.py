@@ -5,16 +5,20 @@ Each is one L0 session (``l0.run``) with one more guardrail, the structured chec
 runtime's own, and so are the stream id and the event stream.
 
 ``structured_stream`` yields typed partial objects while the JSON streams. Parsing the
-whole text again on every token would cost O(n²) over a document (what instructor does);
-instead a partial object is parsed when the text has grown by a quarter since the last
-parse, and by at least 64 characters. The parses then add up to a few times the length
-of the text, O(n) in all, so the cost per token stays flat however long the answer; the
-price is latency: a partial object is at most a quarter of the text (or 64 characters)
-behind the stream. The last object yielded is always the final, validated one.
+whole text again on every token would cost O(n²) over a document (what instructor does).
+Instead a partial object is parsed when the stream has grown by a quarter (in tokens)
+since the last parse and by at least 16 tokens, so the parses add up to about five times
+the length of the text: O(n) in all, a cost per token that stays flat however long the
+answer. The latency this implies: a partial object reflects at least four fifths of the
+text streamed so far (all but at most 16 tokens of a short one). In a burst (tokens
+arriving faster than anyone can read, as from a cache or a fast local model) partial
+objects are also at least ``partial_interval`` (20 ms) apart, which only skips parses.
+The last object yielded is always the final, validated one.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -39,9 +43,11 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+_clock = time.monotonic
 
 PARTIAL_GROWTH = 0.25  # parse a partial object when the text grew by this share ...
-PARTIAL_MIN_CHARS = 64  # ... and by at least this many characters
+PARTIAL_MIN_TOKENS = 16  # ... and by at least this many tokens ...
+PARTIAL_INTERVAL = 0.02  # ... and this many seconds after the last parse
 
 
 class StructuredResult(Generic[T]):
@@ -90,11 +96,12 @@ class StructuredStream(Generic[T]):
     ``id``, ``errors``; ``events`` is the underlying L0 stream.
     """
 
-    __slots__ = ("_done", "_validation", "events")
+    __slots__ = ("_done", "_interval", "_validation", "events")
 
-    def __init__(self, events: Stream, validation: Validation) -> None:
+    def __init__(self, events: Stream, validation: Validation, interval: float) -> None:
         self.events = events
         self._validation = validation
+        self._interval = interval
         self._done: StructuredResult[T] | None = None
 
     def __aiter__(self) -> AsyncIterator[Any]:
@@ -103,33 +110,40 @@ class StructuredStream(Generic[T]):
     async def _partials(self) -> AsyncIterator[Any]:
         stream = self.events
         partial = self._validation.schema.partial
-        state = stream.state
-        size, due, start = 0, PARTIAL_MIN_CHARS, -1
+        state, interval = stream.state, self._interval
+        growth, least = PARTIAL_GROWTH, PARTIAL_MIN_TOKENS
+        count, due, start, parsed_at = 0, least, -1, -interval
         last: Any = None
         try:
             async for event in stream:
                 if type(event) is Token:
-                    size += len(event.text)  # type: ignore[arg-type]
-                    if size < due:
+                    count += 1
+                    if count < due:
                         continue
-                    due = size + max(PARTIAL_MIN_CHARS, int(size * PARTIAL_GROWTH))
-                    text = state.content
-                    if start < 0:
-                        start = _json_start(text)
-                        if start < 0:
-                            continue
-                    value = partial(text[start:])
+                    due = count + max(least, int(count * growth))
+                    if interval and _clock() - parsed_at < interval:
+                        continue  # a burst: no more partial objects than a reader can see
+                    value, start = self._partial(partial, state.content, start)
+                    parsed_at = _clock()
                     if value is not None and value != last:
                         last = value
                         yield value
                 elif type(event) is Discard:  # an attempt was abandoned: start over
-                    size, due, start, last = event.offset, PARTIAL_MIN_CHARS, -1, None
+                    count, due, start, last = len(state.parts), least, -1, None
         except L0Error as error:
             final = self._validation.final_error(error, stream.errors)
             if final is error:
                 raise
             raise final from error
         yield self._result().data
+
+    @staticmethod
+    def _partial(parse: Callable[[str], Any], text: str, start: int) -> tuple[Any, int]:
+        if start < 0:
+            start = _json_start(text)
+            if start < 0:
+                return None, start
+        return parse(text[start:]), start
 
     async def result(self) -> StructuredResult[T]:
         """Run the session to its end (if it is not finished) and return the result;
@@ -207,10 +221,14 @@ def structured_stream(
     feedback: bool | Callable[[AttemptFailure], str] = False,
     on_validation_error: Callable[[AttemptFailure], Any] | None = None,
     on_auto_correct: Callable[[Repaired], Any] | None = None,
+    partial_interval: float = PARTIAL_INTERVAL,
     **options: Any,
 ) -> StructuredStream[Any]:
     """Stream typed partial objects of ``schema`` as the JSON arrives; the last object is
-    the final validated one. Options as :func:`structured`."""
+    the final validated one. Options as :func:`structured`; ``partial_interval`` is the
+    shortest time between two partial objects (seconds; 0: no limit)."""
+    if not isinstance(partial_interval, int | float) or partial_interval < 0:
+        raise ConfigError("partial_interval must be a number of seconds >= 0")
     validation = Validation(
         compile_schema(schema), auto_correct=auto_correct, strict=strict_mode,
         feedback=feedback, on_validation_error=on_validation_error,
@@ -220,7 +238,7 @@ def structured_stream(
     rules = [*_user_rules(guardrails, options.get("config")), StructuredRule(validation)]
     events = run(sources[0], fallbacks=sources[1:], guardrails=rules, **options)
     validation.bind(events._session)
-    return StructuredStream(events, validation)
+    return StructuredStream(events, validation, float(partial_interval))
 
 
 async def structured(
