@@ -106,6 +106,7 @@ def repair_json(text: str) -> Repaired:
 # -- the scanner ------------------------------------------------------------------------------
 
 _WS = re.compile(r"[ \t\r\n\ufeff]*")
+_SKIPPABLE = frozenset(" \t\r\n\ufeff/")
 _DQ_RUN = re.compile(r'[^"\\\x00-\x1f]*')
 _SQ_RUN = re.compile(r"[^'\"\\\x00-\x1f]*")
 _NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
@@ -167,8 +168,10 @@ class _Scanner:
 
     def skip(self) -> None:
         """Whitespace and comments."""
-        s, end = self.s, self.end
-        i = _WS.match(s, self.i, end).end()  # type: ignore[union-attr]
+        s, end, i = self.s, self.end, self.i
+        if i < end and s[i] not in _SKIPPABLE:
+            return
+        i = _WS.match(s, i, end).end()  # type: ignore[union-attr]
         while i + 1 < end and s[i] == "/" and s[i + 1] in "/*":
             self.fix("comment", i)
             if s[i + 1] == "/":
