@@ -166,8 +166,10 @@ class Validation:
             _call("on_validation_error", self.on_validation_error, failure)
         what = "is not valid JSON" if bad.stage == "parse" else "does not match the schema"
         summary = "; ".join(bad.errors[:3]) + (" ..." if len(bad.errors) > 3 else "")
+        # position 0: the whole text is bad, so even with continuation on, the next attempt
+        # starts afresh instead of continuing the rejected text
         return Violation(RULE_NAME, f"the output {what}: {summary}", "error", True,
-                         context={"stage": bad.stage, "errors": list(bad.errors)})
+                         position=0, context={"stage": bad.stage, "errors": list(bad.errors)})
 
     # -- feedback to the next attempt --------------------------------------------------------------
 

@@ -127,6 +127,21 @@ async def test_a_network_failure_then_valid_json() -> None:
     assert result.attempts == []
 
 
+async def test_with_continuation_a_rejected_answer_is_not_continued() -> None:
+    tokens = ['{"name": "Alice", ', *(['"x": 1, '] * 40), '"age": "thirty"}']
+    source = ScriptedSource([Script(tokens), Script([GOOD])])
+    given: list[l0.Resume | None] = []
+
+    def factory(resume: l0.Resume | None) -> Any:
+        given.append(resume)
+        return source(resume)
+
+    result = await l0.structured(User, factory, continue_from_last_good_token=True,
+                                 on_event=lambda e: None)  # (checkpoints are saved)
+    assert given == [None, None]  # a fresh generation, not a continuation
+    assert result.raw == GOOD and result.data.age == 30
+
+
 async def test_auto_correct_off_retries_broken_json() -> None:
     source = scripted('{"name": "Alice", "age": 30,}', GOOD)
     result = await l0.structured(User, source, auto_correct=False)
