@@ -183,6 +183,10 @@ def test_a_document_cut_anywhere_repairs_to_a_consistent_subset(
 # -- adversarial input: linear time, no recursion ------------------------------------------------
 
 
+# Generous (the machine may be shared): a quadratic scan of these inputs takes minutes.
+LIMIT = 10.0
+
+
 def _timed(text: str) -> tuple[Any, float]:
     t0 = time.perf_counter()
     try:
@@ -196,26 +200,26 @@ def test_deep_nesting_valid_and_cut() -> None:
     n = 100_000
     valid = "[" * n + "]" * n
     repaired, took = _timed(valid)
-    assert repaired.text is valid and took < 2.0
+    assert repaired.text is valid and took < LIMIT
     repaired, took = _timed('{"a": [' * n)
-    assert repaired.text == '{"a":[' * n + "]}" * n and took < 2.0
+    assert repaired.text == '{"a":[' * n + "]}" * n and took < LIMIT
     repaired, took = _timed("[{" * n)  # {{ is no JSON: the first { is closed, the rest dropped
-    assert repaired.text == "[{}]" and took < 2.0
+    assert repaired.text == "[{}]" and took < LIMIT
 
 
 def test_megabyte_strings() -> None:
     body = "x" * 1_000_000
     repaired, took = _timed('{"a": "' + body)
-    assert repaired.text == '{"a":"' + body + '"}' and took < 1.0
+    assert repaired.text == '{"a":"' + body + '"}' and took < LIMIT
     repaired, took = _timed("{'a': '" + body + "'}")
-    assert repaired.text == '{"a":"' + body + '"}' and took < 1.0
+    assert repaired.text == '{"a":"' + body + '"}' and took < LIMIT
 
 
 @pytest.mark.parametrize("piece", ['"', "'", "[", "]", "{", "}", "\\", ",", ":", "/*", "//",
                                    '"\\', "\n", '{"a":', "[1,", "tru"])
 def test_thousands_of_one_piece(piece: str) -> None:
     result, took = _timed(piece * 20_000)
-    assert took < 2.0
+    assert took < LIMIT
     if isinstance(result, l0.JSONRepairError):
         return
     if piece not in ("[", '{"a":', "[1,"):  # (deep: json.loads would recurse too far)
