@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -122,3 +123,33 @@ async def test_readme_structured_example_runs_as_written(
         assert server.requests[-1].body["stream"] is True
         await namespace["client"].close()
         assert await server.wait_disconnected()
+
+
+async def test_concurrent_structured_streams_keep_their_own_state() -> None:
+    """30 conversations at once; every third answers badly first: each result is its own,
+    each retry happened where it should, every connection is closed."""
+    attempts: dict[int, int] = {}
+
+    def turn_for(request: Any) -> Turn:
+        key = int(request.messages[0]["content"].removeprefix("conversation "))
+        attempts[key] = attempts.get(key, 0) + 1
+        if key % 3 == 0 and attempts[key] == 1:
+            return Turn(tokens=[f'{{"name": "user {key}", ', '"age": "unknown"}'])
+        return Turn(tokens=[f'{{"name": "user {key}", ', f'"age": {key}}}'], delay=0.001)
+
+    async with OpenAIServer(turns=turn_for) as server:
+        client = l0.wrap(raw_client(server), timeout=FAST)
+
+        async def converse(i: int) -> l0.StructuredResult[Any]:
+            stream = await client.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": f"conversation {i}"}],
+                response_format=Profile, stream=True)
+            return await stream.result()
+
+        results = await asyncio.gather(*(converse(i) for i in range(30)))
+        for i, result in enumerate(results):
+            assert result.data == Profile(name=f"user {i}", age=i)
+            assert len(result.attempts) == (1 if i % 3 == 0 else 0)
+            assert attempts[i] == (2 if i % 3 == 0 else 1)
+        assert len({r.stream_id for r in results}) == 30
+        await assert_all_closed(server, client)
