@@ -93,6 +93,7 @@ class PydanticSchema(Schema):
             raise Invalid("parse" if parse else "validation", _messages(error)) from None
 
     def partial(self, text: str) -> Any:
+        text = _without_cut_number(text)
         if self._partial is None:
             self._partial = TypeAdapter(partial_type(self.tp))
         adapter = self._partial
@@ -156,12 +157,23 @@ class JSONSchema(Schema):
 
     def partial(self, text: str) -> Any:
         try:
-            return from_json(text, allow_partial="trailing-strings")
+            return from_json(_without_cut_number(text), allow_partial="trailing-strings")
         except ValueError:
             return None
 
     def json_schema(self) -> dict[str, Any]:
         return self.document
+
+
+_NUMBER_CHARS = "0123456789+-.eE"
+
+
+def _without_cut_number(text: str) -> str:
+    """A prefix may end in a number that goes on (``"age": 4`` of ``42``): the partial
+    parser would take it as it is, so it is left out until something follows it."""
+    if text and text[-1] in _NUMBER_CHARS:
+        return text.rstrip(_NUMBER_CHARS)
+    return text
 
 
 def compile_schema(schema: Any) -> Schema:

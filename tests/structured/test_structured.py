@@ -342,6 +342,19 @@ async def test_partial_objects_in_a_burst_are_rate_limited() -> None:
         l0.structured_stream(Article, source, partial_interval=-1)
 
 
+async def test_partial_objects_never_show_a_number_cut_short() -> None:
+    class Counts(BaseModel):
+        values: list[int]
+
+    tokens = ['{"values": [', *[c for i in range(200) for c in ("1", f"{i}", "0, ")], "1]}"]
+    source = ScriptedSource([Script(tokens)])
+    seen = [item async for item in l0.structured_stream(Counts, source, partial_interval=0)]
+    *partials, final = seen
+    assert len(partials) >= 5
+    for p in partials:
+        assert p.values == final.values[: len(p.values)]  # a prefix, never 1 for 100
+
+
 async def test_partials_restart_after_a_discard() -> None:
     source = ScriptedSource([Script(article_tokens(50), fail_after=30),
                              Script(article_tokens(60))])
