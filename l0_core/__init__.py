@@ -66,6 +66,16 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS resol
     from l0_core.runtime.stream import Stream, run
     from l0_core.text import formatting
     from l0_core.text.window import Window
+    from l0_core.structured_output.api import (
+        StructuredResult,
+        StructuredStream,
+        structured,
+        structured_array,
+        structured_object,
+        structured_stream,
+    )
+    from l0_core.structured_output.errors import JSONRepairError, StructuredError
+    from l0_core.structured_output.repair import repair_json
 
 __version__ = "0.1.0"
 
@@ -96,6 +106,7 @@ __all__ = [
     "GuardrailError",
     "Guardrails",
     "Image",
+    "JSONRepairError",
     "L0Error",
     "Media",
     "Message",
@@ -113,6 +124,9 @@ __all__ = [
     "RuleSpec",
     "State",
     "Stream",
+    "StructuredError",
+    "StructuredResult",
+    "StructuredStream",
     "Timeout",
     "TimeoutException",
     "Token",
@@ -124,13 +138,19 @@ __all__ = [
     "hookimpl",
     "register_plugin",
     "reload_config",
+    "repair_json",
     "run",
+    "structured",
+    "structured_array",
+    "structured_object",
+    "structured_stream",
     "wrap",
 ]
 
 _ERRORS = "l0_core.errors"
 _EVENTS = "l0_core.events"
 _RULE = "l0_core.guardrails.rule"
+_STRUCTURED = "l0_core.structured_output.api"
 
 _EXPORTS: dict[str, str] = {
     # public name -> the module that defines it, or "module:attribute" when it is renamed
@@ -189,6 +209,15 @@ _EXPORTS: dict[str, str] = {
     "State": "l0_core.runtime.state",
     "Window": "l0_core.text.window",
     "formatting": "l0_core.text",
+    "StructuredResult": _STRUCTURED,
+    "StructuredStream": _STRUCTURED,
+    "structured": _STRUCTURED,
+    "structured_array": _STRUCTURED,
+    "structured_object": _STRUCTURED,
+    "structured_stream": _STRUCTURED,
+    "JSONRepairError": "l0_core.structured_output.errors",
+    "StructuredError": "l0_core.structured_output.errors",
+    "repair_json": "l0_core.structured_output.repair",
 }
 
 

@@ -31,6 +31,16 @@ Responses API: appended to ``input``, a string ``input`` becoming a user message
 
 Per call, ``l0={...}`` (a keyword of ``create``) overrides the wrap options for
 that stream only.
+
+Structured output: ``chat.completions.create(..., response_format=Model, stream=True)``
+with a schema instead of OpenAI's dict (a pydantic model, any type pydantic validates, or
+a JSON Schema dict: one whose ``"type"`` is not OpenAI's ``"text"``, ``"json_object"`` or
+``"json_schema"``; see docs/structured.md) asks the model for JSON of that schema
+(``response_format`` of type ``json_schema``: native structured outputs) and returns an
+:class:`l0_core.StructuredStream`: partial objects while it streams, the validated object
+last, ``await stream.result()`` for the result; an answer that does not validate is
+retried like any guardrail failure. ``l0={"auto_correct": ..., "strict_mode": ...,
+"feedback": ...}`` sets the structured options.
 """
 
 from __future__ import annotations
@@ -50,6 +60,8 @@ __all__ = ["L0AsyncOpenAI", "resume_chat_request", "resume_responses_request", "
 Kind = Literal["chat", "responses"]
 
 _RUN_OPTIONS = frozenset(inspect.signature(l0_core.run).parameters) - {"stream"}
+_STRUCTURED_OPTIONS = frozenset({"auto_correct", "strict_mode", "feedback",
+                                 "on_validation_error", "on_auto_correct"})
 _CHAT_ADAPTER = ChatCompletionsAdapter()
 _RESPONSES_ADAPTER = ResponsesAdapter()
 
@@ -268,11 +280,12 @@ class L0AsyncOpenAI:
 
     def _l0_stream(
         self, kind: Kind, request: dict[str, Any], per_call: Mapping[str, Any] | None
-    ) -> l0_core.Stream:
+    ) -> l0_core.Stream | l0_core.StructuredStream[Any]:
         options = dict(self._l0_options)
         targets = self._l0_fallbacks
+        schema, request, structured = _structured_request(kind, request, per_call)
         if per_call:
-            per_call = dict(per_call)
+            per_call = {k: v for k, v in per_call.items() if k not in _STRUCTURED_OPTIONS}
             _check_options(per_call)
             if "fallbacks" in per_call:
                 targets = _targets(per_call.pop("fallbacks"))
@@ -286,7 +299,34 @@ class L0AsyncOpenAI:
         ]
         if options.get("adapter") is None:
             options["adapter"] = _CHAT_ADAPTER if kind == "chat" else _RESPONSES_ADAPTER
+        if schema is not None:
+            return l0_core.structured_stream(schema, primary, fallbacks=fallbacks,
+                                             **structured, **options)
         return l0_core.run(stream=primary, fallbacks=fallbacks, **options)
+
+
+def _structured_request(
+    kind: Kind, request: dict[str, Any], per_call: Mapping[str, Any] | None
+) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """A ``response_format`` that is a schema, not OpenAI's dict: ``(schema, the request
+    with the native json_schema response_format, the structured options)``."""
+    fmt = request.get("response_format")
+    given = {k: v for k, v in (per_call or {}).items() if k in _STRUCTURED_OPTIONS}
+    if fmt is None or (isinstance(fmt, Mapping) and fmt.get("type") in
+                       ("text", "json_object", "json_schema")):
+        if given:
+            raise ConfigError(
+                f"l0 options {', '.join(sorted(given))} apply only with a schema as "
+                f"response_format (response_format=MyModel)"
+            )
+        return None, request, {}
+    if kind != "chat":
+        raise ConfigError("a schema as response_format is supported by chat.completions "
+                          "only; for responses.create use l0.structured_stream")
+    from l0_core.structured_output.schema import compile_schema
+
+    native = compile_schema(fmt).response_format()
+    return fmt, {**request, "response_format": native}, given
 
 
 def wrap_client(client: Any, options: Mapping[str, Any]) -> L0AsyncOpenAI:

@@ -14,6 +14,9 @@ EXPECTED = {
     "AbortedError", "ContentError", "FatalError", "NetworkError", "ProviderError", "RateLimitError",
     "__version__", "hookimpl", "register_plugin", "reload_config", "run", "wrap",
     "Window", "formatting", "Audio", "Image", "Media",
+    # structured output (l0_core/structured_output)
+    "JSONRepairError", "StructuredError", "StructuredResult", "StructuredStream", "repair_json",
+    "structured", "structured_array", "structured_object", "structured_stream",
 }
 
 
