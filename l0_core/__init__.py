@@ -64,8 +64,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS resol
     from l0_core.runtime.retry import Retry, RetryContext
     from l0_core.runtime.state import State
     from l0_core.runtime.stream import Stream, run
-    from l0_core.text import formatting
-    from l0_core.text.window import Window
     from l0_core.structured_output.api import (
         StructuredResult,
         StructuredStream,
@@ -76,6 +74,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS resol
     )
     from l0_core.structured_output.errors import JSONRepairError, StructuredError
     from l0_core.structured_output.repair import repair_json
+    from l0_core.text import formatting
+    from l0_core.text.window import Window
 
 __version__ = "0.1.0"
 
