@@ -52,6 +52,21 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS resol
     from l0_core.guardrails.catalog import Guardrails
     from l0_core.guardrails.drift import DriftResult
     from l0_core.guardrails.rule import CustomPatternRule, FunctionRule, Rule, RuleSpec, Violation
+    from l0_core.multi import (
+        Branch,
+        ConsensusError,
+        Step,
+        TaskResult,
+        batched,
+        consensus,
+        create_pipeline,
+        create_pool,
+        hedge,
+        parallel,
+        pipe,
+        race,
+        sequential,
+    )
     from l0_core.plugins.config import reload as reload_config
     from l0_core.plugins.hookspecs import hookimpl
     from l0_core.plugins.host import register_plugin, wrap
@@ -68,10 +83,12 @@ __all__ = [
     "AbortedError",
     "Adapter",
     "AdapterSession",
+    "Branch",
     "CheckIntervals",
     "Classification",
     "Complete",
     "ConfigError",
+    "ConsensusError",
     "ContentError",
     "Continuation",
     "CustomPatternRule",
@@ -104,23 +121,35 @@ __all__ = [
     "Rule",
     "RuleSpec",
     "State",
+    "Step",
     "Stream",
+    "TaskResult",
     "Timeout",
     "TimeoutException",
     "Token",
     "ToolCall",
     "Violation",
     "__version__",
+    "batched",
+    "consensus",
+    "create_pipeline",
+    "create_pool",
+    "hedge",
     "hookimpl",
+    "parallel",
+    "pipe",
+    "race",
     "register_plugin",
     "reload_config",
     "run",
+    "sequential",
     "wrap",
 ]
 
 _ERRORS = "l0_core.errors"
 _EVENTS = "l0_core.events"
 _RULE = "l0_core.guardrails.rule"
+_MULTI = "l0_core.multi"
 
 _EXPORTS: dict[str, str] = {
     # public name -> the module that defines it, or "module:attribute" when it is renamed
@@ -174,6 +203,19 @@ _EXPORTS: dict[str, str] = {
     "Stream": "l0_core.runtime.stream",
     "run": "l0_core.runtime.stream",
     "State": "l0_core.runtime.state",
+    "Branch": _MULTI,
+    "ConsensusError": _MULTI,
+    "Step": _MULTI,
+    "TaskResult": _MULTI,
+    "batched": _MULTI,
+    "consensus": _MULTI,
+    "create_pipeline": _MULTI,
+    "create_pool": _MULTI,
+    "hedge": _MULTI,
+    "parallel": _MULTI,
+    "pipe": _MULTI,
+    "race": _MULTI,
+    "sequential": _MULTI,
 }
 
 

@@ -13,6 +13,9 @@ EXPECTED = {
     "RuleSpec", "State", "Stream", "Timeout", "TimeoutException", "Token", "ToolCall", "Violation",
     "AbortedError", "ContentError", "FatalError", "NetworkError", "ProviderError", "RateLimitError",
     "__version__", "hookimpl", "register_plugin", "reload_config", "run", "wrap",
+    # many streams at once (l0_core.multi)
+    "Branch", "ConsensusError", "Step", "TaskResult", "batched", "consensus", "create_pipeline",
+    "create_pool", "hedge", "parallel", "pipe", "race", "sequential",
 }
 
 
