@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -353,7 +354,7 @@ class LatencyHistory:
         n = len(self._sorted)
         if n < self.minimum or n == 0:
             return None
-        rank = min(n - 1, max(0, round(p / 100.0 * n + 0.5) - 1))
+        rank = min(n - 1, max(0, math.ceil(p / 100.0 * n) - 1))  # the nearest rank
         return self._sorted[rank]
 
     def __len__(self) -> int:

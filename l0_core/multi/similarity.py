@@ -3,17 +3,22 @@
 ``difflib.SequenceMatcher.ratio()`` (what the existing L0 uses) is quadratic in the
 worst case and slow on long model outputs (see ``docs/benchmarks.md``: seconds for five
 outputs of 10 000 characters). Consensus does not need an alignment, only "do these two
-answers say the same thing", so L0 compares **bags of words and word pairs**:
+answers say the same thing", so L0 compares **bags of words and of word pairs**:
 
-    similarity(a, b) = |A ∩ B| / |A ∪ B|
+    similarity(a, b) = (2 · J(words(a), words(b)) + J(pairs(a), pairs(b))) / 3
 
-where ``A`` and ``B`` are the multisets of the lower-cased words (and punctuation
-marks) of each text plus the pairs of neighbouring words (the pairs keep some order:
-"the cat ate the mouse" and "the mouse ate the cat" share every word but not every pair).
-This is the weighted Jaccard index of the two bags: 1.0 for the same text, 0.0 for no
-word in common, and it takes one pass over each text plus one over the distinct
-features, so it is linear in the length of the texts. Each text's bag is built once and
-reused for every pair (``SimilarityIndex``).
+where ``words`` is the multiset of the lower-cased words of a
+text, ``pairs`` the multiset of its neighbouring word pairs, and ``J(A, B) = |A ∩ B| /
+|A ∪ B|`` the weighted Jaccard index of two multisets. The words say *what* is said, the
+pairs keep some order ("the cat ate the mouse" and "the mouse ate the cat" share every
+word, not every pair). 1.0 for the same text, 0.0 for no word in common; one pass over
+each text plus one over its distinct features, so linear in the length of the texts.
+Each text's bags are built once and reused for every pair (``SimilarityIndex``).
+
+It also tells answers apart better than an alignment does: "The answer is 4" and "The
+answer is 5" are 0.93 alike for difflib (one character differs) and 0.57 here; a
+reordered paraphrase ("Paris is the capital of France, ..." against "The capital of
+France is Paris, ...") is 0.85 here and 0.81 for difflib.
 
 Why not rapidfuzz: its ``Indel`` ratio is a good alignment measure but still O(N·M/64)
 and a compiled dependency; bags of words are enough to tell a dissenting answer from a
@@ -31,15 +36,23 @@ from itertools import pairwise
 
 __all__ = ["SimilarityIndex", "bag", "similarity"]
 
-_WORDS = re.compile(r"\w+|[^\w\s]")
+_WORDS = re.compile(r"\w+")
 
 
-def bag(text: str) -> Counter[str]:
-    """The words (and punctuation marks) of ``text``, lower-cased, plus neighbouring pairs."""
+Bags = tuple[Counter[str], Counter[str]]
+
+
+def bag(text: str) -> Bags:
+    """The words of ``text``, lower-cased, and its word pairs (punctuation is left out:
+    "Paris" and "Paris." say the same)."""
     words = _WORDS.findall(text.lower())
-    features = Counter(words)
-    features.update(map(" ".join, pairwise(words)))
-    return features
+    return Counter(words), Counter(map(" ".join, pairwise(words)))
+
+
+def _compare(a: Bags, b: Bags) -> float:
+    if not a[1] and not b[1]:  # one word each: the words alone
+        return _jaccard(a[0], b[0])
+    return (2.0 * _jaccard(a[0], b[0]) + _jaccard(a[1], b[1])) / 3.0
 
 
 def _jaccard(a: Counter[str], b: Counter[str]) -> float:
@@ -61,7 +74,7 @@ def similarity(a: str, b: str) -> float:
         return 1.0
     if not a.strip() or not b.strip():
         return 1.0 if a.strip() == b.strip() else 0.0
-    return _jaccard(bag(a), bag(b))
+    return _compare(bag(a), bag(b))
 
 
 class SimilarityIndex:
@@ -84,5 +97,5 @@ class SimilarityIndex:
                     value = 1.0 if a.strip() == b.strip() else 0.0
                 else:
                     assert bags is not None
-                    value = _jaccard(bags[i], bags[j])
+                    value = _compare(bags[i], bags[j])
                 self.matrix[i][j] = self.matrix[j][i] = value
