@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,23 +31,32 @@ def _echo(delay: float = 0.0) -> Any:
     return turn_for
 
 
+def _readme_example() -> str:
+    """The ``l0.parallel`` block of the README (the seed's example, word for word)."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    [block] = [b for b in blocks if "l0.parallel(tasks=" in b]
+    return block
+
+
 async def test_the_seed_example_runs_as_written() -> None:
     from openai import AsyncOpenAI
 
+    source = _readme_example()
+    assert "concurrency=3)" in source and "result.state.content.strip()" in source
     async with OpenAIServer(turns=_echo()) as server:
         client = AsyncOpenAI(base_url=server.base_url, api_key="test")
         prompts = ["What is 2+2?", "Name a colour.", "Say hi.", "Count to three."]
+        namespace: dict[str, Any] = {"l0": l0, "client": client, "prompts": prompts}
+        code = compile(source, "README.md", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            # -- as in the README --
-            results = await l0.parallel(tasks=[lambda p=p: client.chat.completions.create(model="gpt-4o-mini",  # noqa: E501
-                                        messages=[{"role": "user", "content": p}], stream=True) for p in prompts],  # noqa: E501
-                                        concurrency=3)
-            for prompt, result in zip(prompts, results, strict=True):
-                print(f"{prompt}: {result.state.content.strip()}")
+            await eval(code, namespace)
         assert out.getvalue().splitlines() == [f"{p}: Answer: {p}" for p in prompts]
+        results = namespace["results"]
         assert [r.text for r in results] == [f"Answer: {p}" for p in prompts]
         assert results.all_succeeded and results.errors == [] and len(results.succeeded) == 4
+        assert server.peak_active <= 3
         await settled(server, client)
 
 
