@@ -27,7 +27,6 @@ from typing import Any
 from l0_core.errors import ConfigError, ErrorCode, L0Error
 from l0_core.events import Data, ObservabilityEvent
 from l0_core.events import ObservabilityEventType as T
-from l0_core.runtime.arguments import check_options
 from l0_core.runtime.lifecycle import Isolation
 from l0_core.runtime.options import describe_value
 from l0_core.runtime.sources import takes_resume
@@ -78,7 +77,6 @@ class RunOptions:
                 f"{where}() got unknown option(s) {', '.join(unknown)}; it takes its own "
                 f"arguments and the options of l0.run ({', '.join(sorted(RUN_OPTIONS))})"
             )
-        check_options({k: v for k, v in options.items() if k != "fallbacks"})
         fallbacks = options.get("fallbacks")
         if fallbacks is not None and (isinstance(fallbacks, str | Mapping)
                                       or not isinstance(fallbacks, Iterable)):
@@ -87,9 +85,19 @@ class RunOptions:
         self.options = dict(options)
         if fallbacks is not None:
             self.options["fallbacks"] = list(fallbacks)
+        # Every option is checked here, once, by l0.run itself (a session that is never
+        # started holds no resource): a wrong one fails where the orchestration is called,
+        # not later inside one of its tasks.
+        run(stream=_never_started, **self.options)
         self.context: Mapping[str, Any] = options.get("context") or {}
         self.on_event = options.get("on_event")
         self.observers = options.get("observers")
+
+    def check_tasks(self, tasks: Iterable[Any]) -> None:
+        """Check the options of each task given as a mapping, up front."""
+        for task in tasks:
+            if isinstance(task, Mapping):
+                self.merged({k: v for k, v in task.items() if k != "stream"}, "a task")
 
     def merged(self, overrides: Mapping[str, Any], where: str) -> RunOptions:
         """These options with ``overrides`` (a task's or a step's own) on top."""
@@ -107,6 +115,10 @@ class RunOptions:
         options = dict(opts.options)
         options["context"] = {**opts.context, "parentId": parent_id, "taskIndex": index}
         return run(stream=task_factory(task), **options)
+
+
+def _never_started() -> Any:
+    raise AssertionError("a session made only to check options was started")
 
 
 def task_list(tasks: Any, where: str, minimum: int = 0) -> list[Any]:

@@ -469,6 +469,7 @@ async def consensus(
              "resolve_conflicts": resolve_conflicts, "minimum_agreement": minimum_agreement}
     s = _settings(len(task_items), preset, given, weights, schema, similarity)
     opts = RunOptions(options, "consensus")
+    opts.check_tasks(task_items)
     bus = Bus(opts)
     bus.emit(T.CONSENSUS_START, tasks=len(task_items), strategy=s.strategy,
              threshold=s.threshold, resolveConflicts=s.resolve,

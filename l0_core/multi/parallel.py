@@ -148,6 +148,7 @@ async def parallel(
     check_callback("on_progress", on_progress)
     check_callback("on_result", on_result)
     opts = RunOptions(options, "parallel")
+    opts.check_tasks(task_items)
     bus = Bus(opts)
     bus.emit(T.PARALLEL_START, total=len(task_items), concurrency=concurrency,
              failFast=fail_fast)

@@ -96,6 +96,7 @@ class Pool:
             raise self._refuse()
         task_list([task], "pool.submit")
         opts = self._options.merged(options, "pool.submit")
+        opts.check_tasks([task])
         changed = self._condition()
         async with changed:
             await changed.wait_for(lambda: self._closed or len(self._queue) < self.queue_size)

@@ -302,6 +302,7 @@ async def race(
     if win not in _WINS:
         raise ConfigError(f"win must be 'complete' or 'first_token', not {describe_value(win)}")
     opts = RunOptions(options, "race")
+    opts.check_tasks(task_items)
     bus = Bus(opts)
     bus.emit(T.RACE_START, tasks=len(task_items), win=win)
     contest = _Race(opts, bus, first_token=win == "first_token")
@@ -414,11 +415,19 @@ async def hedge(
         raise ConfigError(f"max_extra must be a whole number, 0 or more, not "
                           f"{describe_value(max_extra)}")
     _parse_after(after)
+    if isinstance(default_after, bool) or not isinstance(default_after, int | float) \
+            or default_after < 0:
+        raise ConfigError(f"default_after must be a number of seconds (0 or more), not "
+                          f"{describe_value(default_after)}")
+    if history is not None and not isinstance(history, LatencyHistory):
+        raise ConfigError(f"history must be an l0_core.multi.LatencyHistory, not "
+                          f"{describe_value(history)}")
     if history is None:
         name = key or getattr(factories[0], "__qualname__", None) or "default"
         history = _HISTORIES.setdefault(name, LatencyHistory())
     delay = _hedge_delay(after, history, default_after)
     opts = RunOptions(options, "hedge")
+    opts.check_tasks(factories)
     bus = Bus(opts)
     bus.emit(T.HEDGE_START, afterMs=delay * 1000.0, maxExtra=max_extra)
     contest = _Race(opts, bus, first_token=True)
