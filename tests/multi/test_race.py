@@ -80,6 +80,21 @@ async def test_when_the_leader_fails_the_race_goes_on_among_the_rest() -> None:
         await settled(server, client)
 
 
+async def test_complete_means_valid_a_fast_answer_failing_a_guardrail_loses() -> None:
+    turns = _models(fast=Turn(tokens=words("TODO: write the answer"), delay=0.005))
+    rule = l0.CustomPatternRule([r"\bTODO\b"], message="placeholder left in")
+    async with OpenAIServer(turns=by_model(turns)) as server:
+        client = client_for(server)
+        result = await l0.race([ask(client, "slow"), ask(client, "medium"), ask(client, "fast")],
+                               guardrails=[rule], retry=l0.Retry.none())
+        assert isinstance(result, RaceResult)
+        assert result.winner == 1 and result.text == MEDIUM
+        fast = result.results[2]
+        assert fast.status == "failed" and fast.error is not None
+        assert isinstance(fast.error, l0.GuardrailError)
+        await settled(server, client)
+
+
 async def test_a_race_nobody_wins_raises_with_every_error() -> None:
     turns = {"a": Turn(status=400), "b": Turn(status=401)}
     async with OpenAIServer(turns=by_model(turns)) as server:
