@@ -287,11 +287,14 @@ class Bus:
 
     def __init__(self, options: RunOptions) -> None:
         from l0_core.context import freeze
-        from l0_core.runtime.stream import _listeners
+        from l0_core.runtime.stream import _configuration, _listeners
 
         self.id = _new_id()
         self.context = freeze(options.context)
-        self.listeners = _listeners(options.on_event, options.observers, None)
+        observers = options.observers
+        if observers is None:  # as for the children: the ones configured (l0.toml...)
+            observers = _configuration(options.options.get("config")).observers
+        self.listeners = _listeners(options.on_event, observers, None)
         self.isolation = Isolation()
         self._mono0 = time.monotonic()
         self._wall0 = time.time() * 1000.0

@@ -34,6 +34,7 @@ from l0_core.multi._child import Bus, RunOptions, TaskResult, task_list
 from l0_core.multi.parallel import _Fanout
 from l0_core.multi.similarity import SimilarityIndex
 from l0_core.runtime.options import describe_value
+from l0_core.runtime.state import State
 
 __all__ = [
     "PRESETS",
@@ -76,6 +77,10 @@ class ConsensusOutput:
     @property
     def text(self) -> str:
         return self.result.text
+
+    @property
+    def state(self) -> State | None:
+        return self.result.state
 
     @property
     def ok(self) -> bool:

@@ -14,6 +14,12 @@ returns; a contender that fails drops out and the race goes on among the rest.
 ``l0.hedge`` is a race whose contenders start one by one: a backup only when the
 streams already running have not produced a first token ``after`` seconds after the
 last one started (or when they all failed).
+
+Why not an ``asyncio.TaskGroup`` here (``parallel`` uses one): a task group stops its
+tasks by cancelling them, and a ``first_token`` winner must outlive the race. So the
+contenders' tasks are owned by the race itself and a ``try/finally`` (shielded from the
+caller's cancellation) aborts every loser with a typed reason and awaits each one,
+whatever ends the race: a winner, every contender failing, or the caller cancelling.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
+from typing import Any, Literal, overload
 
 from l0_core.errors import ConfigError, ErrorCode, L0Error
 from l0_core.events import Event
@@ -284,6 +290,14 @@ class _Race:
         return winner
 
 
+@overload
+async def race(tasks: Iterable[Any], *, win: Literal["complete"] = ...,
+               **options: Any) -> RaceResult: ...
+@overload
+async def race(tasks: Iterable[Any], *, win: Literal["first_token"],
+               **options: Any) -> LiveStream: ...
+@overload
+async def race(tasks: Iterable[Any], *, win: str, **options: Any) -> RaceResult | LiveStream: ...
 async def race(
     tasks: Iterable[Any],
     *,
