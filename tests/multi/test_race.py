@@ -248,3 +248,31 @@ async def test_hedge_rejects_bad_input() -> None:
         await l0.hedge(lambda: None, after=-1)
     with pytest.raises(l0.ConfigError, match="max_extra must be"):
         await l0.hedge(lambda: None, max_extra=-1)
+
+
+async def test_hedge_over_a_list_primary_then_backup_model() -> None:
+    turns = {"primary": Turn(tokens=words(SLOW), first_delay=0.4),
+             "backup": Turn(tokens=words(QUICK))}
+    async with OpenAIServer(turns=by_model(turns)) as server:
+        client = client_for(server)
+        live = await l0.hedge([ask(client, "primary"), ask(client, "backup")], after=0.05)
+        assert live.winner == 1 and await live.read() == QUICK
+        assert [r.body["model"] for r in server.completion_requests] == ["primary", "backup"]
+        await settled(server, client)
+
+
+async def test_value_tasks_race_too() -> None:
+    async def slow() -> dict[str, str]:
+        await asyncio.sleep(0.2)
+        return {"from": "slow"}
+
+    async def quick() -> dict[str, str]:
+        return {"from": "quick"}
+
+    result = await l0.race([slow, quick])
+    assert result.winner == 1 and result.value == {"from": "quick"}
+    live = await l0.race([slow, quick], win="first_token")
+    assert live.winner == 1
+    events = [event async for event in live]
+    assert isinstance(events[0], l0.Data) and events[0].data == {"from": "quick"}
+    assert events[-1].is_complete
