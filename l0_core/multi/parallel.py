@@ -1,10 +1,11 @@
 """Fan-out / fan-in: ``l0.parallel``, ``l0.sequential`` and ``l0.batched``.
 
 Every task is a child ``l0.run`` session; at most ``concurrency`` of them run at once
-(a semaphore inside one task group). Each task's failure is its own: it is recorded
-in its :class:`TaskResult` and the others go on, unless ``fail_fast``: then the first
-failure aborts every running child (its pending read is interrupted and its upstream
-closed before ``parallel`` returns) and the tasks not started yet are skipped.
+(that many workers inside one task group, each taking the next task in order). Each
+task's failure is its own: it is recorded in its :class:`TaskResult` and the others go
+on, unless ``fail_fast``: then the first failure aborts every running child (its pending
+read is interrupted and its upstream closed before ``parallel`` returns) and the tasks
+not started yet are skipped.
 """
 
 from __future__ import annotations
@@ -82,31 +83,32 @@ class ParallelResult(Sequence[TaskResult]):
 
 
 class _Fanout:
-    """One run of ``parallel``: the results, the semaphore, fail-fast."""
+    """One run of ``parallel``: ``concurrency`` workers take the tasks in order, one at
+    a time (fewer asyncio tasks than one per task behind a semaphore, and the order is
+    the task order)."""
 
     def __init__(self, tasks: list[Any], options: RunOptions, concurrency: int, fail_fast: bool,
                  on_progress: Callable[[int, int], Any] | None,
                  on_result: Callable[[TaskResult], Any] | None, bus: Bus, base: int = 0) -> None:
         self.tasks = tasks
         self.options = options
+        self.concurrency = concurrency
         self.fail_fast = fail_fast
         self.on_progress = on_progress
         self.on_result = on_result
         self.bus = bus
         self.results = [TaskResult(base + i) for i in range(len(tasks))]
         self.base = base
-        self.semaphore = asyncio.Semaphore(concurrency)
         self.done = 0
 
-    async def run_one(self, index: int) -> None:
-        result = self.results[index]
-        async with self.semaphore:
-            if result.status != "pending":  # skipped by fail_fast while waiting
-                return
-            task = self.tasks[index]
-            result.begin(self.options.child(task, self.base + index, self.bus.id))
+    async def worker(self, indices: Iterator[int]) -> None:
+        for index in indices:  # shared by the workers: each takes the next task
+            result = self.results[index]
+            if result.status != "pending":  # skipped by fail_fast meanwhile
+                continue
+            result.begin(self.options.child(self.tasks[index], self.base + index, self.bus.id))
             result.end(await consume(result))
-        self.finished(result)
+            self.finished(result)
 
     def finished(self, result: TaskResult) -> None:
         if result.error is not None and result.status == "failed" and self.fail_fast:
@@ -118,11 +120,12 @@ class _Fanout:
         self.bus.callback("on_progress", self.on_progress, self.done, len(self.results))
 
     async def run(self) -> list[TaskResult]:
+        indices = iter(range(len(self.tasks)))
+        # (an exception of the group itself, such as the caller's cancellation, leaves no
+        # child running: the group cancels and awaits the workers, which closes upstreams)
         async with asyncio.TaskGroup() as group:
-            for i in range(len(self.tasks)):
-                group.create_task(self.run_one(i))
-        # (an exception of the TaskGroup itself, such as the caller's cancellation, leaves
-        # no child running: the group cancels and awaits them, which closes their upstreams)
+            for _ in range(min(self.concurrency, len(self.tasks))):
+                group.create_task(self.worker(indices))
         return self.results
 
 
