@@ -111,7 +111,8 @@ class Pool:
 
     async def execute(self, task: Any, **options: Any) -> TaskResult:
         """Run ``task`` on the pool and return its :class:`TaskResult` (its failure is in
-        ``result.error``; only ``POOL_CLOSED`` is raised)."""
+        ``result.error``; only ``POOL_CLOSED`` is raised). Cancelling the caller (or the
+        future of :meth:`submit`) aborts the operation."""
         future = await self.submit(task, **options)
         return await future
 
@@ -145,6 +146,12 @@ class Pool:
             return None
         result = TaskResult(index)
         result.begin(opts.child(task, index, self._bus.id))
+
+        def caller_gone(f: asyncio.Future[TaskResult]) -> None:
+            if f.cancelled():  # nobody waits for it any more: stop it, close its upstream
+                result.stop("the caller cancelled the operation")
+
+        future.add_done_callback(caller_gone)
         result.end(await consume(result))
         if result.ok:
             self._succeeded += 1

@@ -62,3 +62,18 @@ async def test_pool_shutdown_after_its_operations() -> None:
         assert [(await f).text for f in futures] == ["short answer", "short answer"]
         assert pool.stats.completed == 2
         await settled(server, client)
+
+
+async def test_a_cancelled_pool_caller_aborts_its_operation() -> None:
+    async with OpenAIServer(turns=[LONG]) as server:
+        client = client_for(server)
+        async with l0.create_pool(2) as pool:
+            running = asyncio.create_task(pool.execute(ask(client, "m")))
+            assert await eventually(lambda: server.active == 1)
+            running.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await running
+            await pool.drain()
+            assert pool.stats.failed == 1
+        assert await eventually(lambda: server.abandoned == 1)
+        await settled(server, client)
