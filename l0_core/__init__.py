@@ -55,6 +55,21 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS resol
     from l0_core.guardrails.catalog import Guardrails
     from l0_core.guardrails.drift import DriftResult
     from l0_core.guardrails.rule import CustomPatternRule, FunctionRule, Rule, RuleSpec, Violation
+    from l0_core.multi import (
+        Branch,
+        ConsensusError,
+        Step,
+        TaskResult,
+        batched,
+        consensus,
+        create_pipeline,
+        create_pool,
+        hedge,
+        parallel,
+        pipe,
+        race,
+        sequential,
+    )
     from l0_core.plugins.config import reload as reload_config
     from l0_core.plugins.hookspecs import hookimpl
     from l0_core.plugins.host import register_plugin, wrap
@@ -84,10 +99,12 @@ __all__ = [
     "Adapter",
     "AdapterSession",
     "Audio",
+    "Branch",
     "CheckIntervals",
     "Classification",
     "Complete",
     "ConfigError",
+    "ConsensusError",
     "ContentError",
     "Continuation",
     "CustomPatternRule",
@@ -123,10 +140,12 @@ __all__ = [
     "Rule",
     "RuleSpec",
     "State",
+    "Step",
     "Stream",
     "StructuredError",
     "StructuredResult",
     "StructuredStream",
+    "TaskResult",
     "Timeout",
     "TimeoutException",
     "Token",
@@ -134,12 +153,21 @@ __all__ = [
     "Violation",
     "Window",
     "__version__",
+    "batched",
+    "consensus",
+    "create_pipeline",
+    "create_pool",
     "formatting",
+    "hedge",
     "hookimpl",
+    "parallel",
+    "pipe",
+    "race",
     "register_plugin",
     "reload_config",
     "repair_json",
     "run",
+    "sequential",
     "structured",
     "structured_array",
     "structured_object",
@@ -151,6 +179,7 @@ _ERRORS = "l0_core.errors"
 _EVENTS = "l0_core.events"
 _RULE = "l0_core.guardrails.rule"
 _STRUCTURED = "l0_core.structured_output.api"
+_MULTI = "l0_core.multi"
 
 _EXPORTS: dict[str, str] = {
     # public name -> the module that defines it, or "module:attribute" when it is renamed
@@ -218,6 +247,19 @@ _EXPORTS: dict[str, str] = {
     "JSONRepairError": "l0_core.structured_output.errors",
     "StructuredError": "l0_core.structured_output.errors",
     "repair_json": "l0_core.structured_output.repair",
+    "Branch": _MULTI,
+    "ConsensusError": _MULTI,
+    "Step": _MULTI,
+    "TaskResult": _MULTI,
+    "batched": _MULTI,
+    "consensus": _MULTI,
+    "create_pipeline": _MULTI,
+    "create_pool": _MULTI,
+    "hedge": _MULTI,
+    "parallel": _MULTI,
+    "pipe": _MULTI,
+    "race": _MULTI,
+    "sequential": _MULTI,
 }
 
 

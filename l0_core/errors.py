@@ -14,11 +14,11 @@ failures the way you would with httpx::
           ├── ProviderError       SERVER_ERROR, UNKNOWN_ERROR, CONTENT_POLICY,
           │                       CONTEXT_LENGTH_EXCEEDED, BAD_REQUEST,
           │                       ALL_STREAMS_EXHAUSTED
-          ├── ContentError        ZERO_OUTPUT, INCOMPLETE
+          ├── ContentError        ZERO_OUTPUT, INCOMPLETE, NO_CONSENSUS
           │    └── GuardrailError GUARDRAIL_VIOLATION, FATAL_GUARDRAIL_VIOLATION,
           │                       DRIFT_DETECTED                     (.violations)
           ├── FatalError          AUTH_ERROR, INVALID_STREAM, ADAPTER_NOT_FOUND,
-          │    │                  FEATURE_NOT_ENABLED, INTERNAL_ERROR
+          │    │                  FEATURE_NOT_ENABLED, INTERNAL_ERROR, POOL_CLOSED
           │    └── ConfigError    CONFIG_ERROR, UNKNOWN_PLUGIN (also a ValueError
           │                       and a TypeError: a wrong argument or config value)
           └── AbortedError        STREAM_ABORTED
@@ -133,6 +133,9 @@ class ErrorCode(enum.StrEnum):
     INTERNAL_ERROR = "INTERNAL_ERROR"
     CONFIG_ERROR = "CONFIG_ERROR"
     UNKNOWN_PLUGIN = "UNKNOWN_PLUGIN"
+    # l0_core.multi: consensus not reached under resolve_conflicts="fail"; a pool shut down
+    NO_CONSENSUS = "NO_CONSENSUS"
+    POOL_CLOSED = "POOL_CLOSED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +184,8 @@ KINDS: Mapping[ErrorCode, _Kind] = {
     ErrorCode.INTERNAL_ERROR: _Kind(_I, _HALT, False, _F.UNKNOWN),
     ErrorCode.CONFIG_ERROR: _Kind(_I, _HALT, False, _F.UNKNOWN),
     ErrorCode.UNKNOWN_PLUGIN: _Kind(_I, _HALT, False, _F.UNKNOWN),
+    ErrorCode.NO_CONSENSUS: _Kind(_C, _HALT, False, _F.MODEL),
+    ErrorCode.POOL_CLOSED: _Kind(_I, _HALT, False, _F.UNKNOWN),
 }
 
 
@@ -385,6 +390,8 @@ CLASS_FOR_CODE: Mapping[ErrorCode, type[L0Error]] = {
     ErrorCode.INTERNAL_ERROR: FatalError,
     ErrorCode.CONFIG_ERROR: ConfigError,
     ErrorCode.UNKNOWN_PLUGIN: ConfigError,
+    ErrorCode.NO_CONSENSUS: ContentError,
+    ErrorCode.POOL_CLOSED: FatalError,
     ErrorCode.STREAM_ABORTED: AbortedError,
 }
 _TREE = frozenset(CLASS_FOR_CODE.values()) | {L0Error}

@@ -37,7 +37,10 @@ The server records every request (:attr:`OpenAIServer.requests`: method,
 path, headers and JSON body), counts the connections the client abandoned
 before the server finished writing its response (:attr:`OpenAIServer.abandoned`;
 found through write errors and the end of the client's half of the connection)
-and the connections open right now (:attr:`OpenAIServer.open_connections`).
+and the connections open right now (:attr:`OpenAIServer.open_connections`), with the most
+open at once (:attr:`OpenAIServer.peak_connections`, and :attr:`OpenAIServer.peak_active`
+for responses being written). Each request records when it arrived
+(:attr:`RecordedRequest.at`, ``time.monotonic()``).
 
 ``turns`` can also be a function of the :class:`RecordedRequest`, for tests with
 many concurrent clients that need a script per conversation.
@@ -238,7 +241,8 @@ class RecordedRequest:
 
     ``headers`` has lower-case names; ``body`` is the parsed JSON body (or
     ``None``); ``turn`` is the index of the turn it played (``None`` for
-    requests that play no turn, such as ``GET /v1/models``).
+    requests that play no turn, such as ``GET /v1/models``); ``at`` is when it
+    arrived (``time.monotonic()``).
     """
 
     method: str
@@ -246,6 +250,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: Any
     turn: int | None = None
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def messages(self) -> list[Any]:
@@ -299,7 +304,9 @@ class OpenAIServer:
       writing them (a stalled stream the client gave up on counts here);
     * :attr:`open_connections`: connections open right now;
       :attr:`connections`: connections accepted so far;
-    * :attr:`active`: responses being written right now.
+    * :attr:`active`: responses being written right now;
+    * :attr:`peak_connections`, :attr:`peak_active`: the most of each at once;
+      :attr:`closed_connections`: connections closed so far.
 
     :param turns: the turns to play, one per completion request (the last
         repeats), or a function from the request to its turn.
@@ -322,6 +329,8 @@ class OpenAIServer:
         self.open_connections = 0
         self.connections = 0
         self.active = 0
+        self.peak_connections = 0
+        self.peak_active = 0
         self._scripted = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -367,6 +376,11 @@ class OpenAIServer:
         self._scripted = 0
 
     @property
+    def closed_connections(self) -> int:
+        """Connections accepted and closed again (by either side)."""
+        return self.connections - self.open_connections
+
+    @property
     def completion_requests(self) -> list[RecordedRequest]:
         """The requests that played a turn (chat completions and responses)."""
         return [r for r in self.requests if r.turn is not None]
@@ -403,6 +417,7 @@ class OpenAIServer:
             self._tasks.add(task)
         self.open_connections += 1
         self.connections += 1
+        self.peak_connections = max(self.peak_connections, self.open_connections)
         conn = _Conn(reader, writer)
         cut = False
         try:
@@ -411,6 +426,7 @@ class OpenAIServer:
                 if request is None:
                     break
                 self.active += 1
+                self.peak_active = max(self.peak_active, self.active)
                 try:
                     keep_alive = await self._respond(conn, request)
                 except _ClientGone:

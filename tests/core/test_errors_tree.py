@@ -60,6 +60,8 @@ FAMILY: dict[ErrorCode, type[L0Error]] = {
     C.INTERNAL_ERROR: FatalError,
     C.CONFIG_ERROR: ConfigError,
     C.UNKNOWN_PLUGIN: ConfigError,
+    C.NO_CONSENSUS: ContentError,
+    C.POOL_CLOSED: FatalError,
     C.STREAM_ABORTED: AbortedError,
 }
 

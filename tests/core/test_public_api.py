@@ -17,6 +17,9 @@ EXPECTED = {
     # structured output (l0_core/structured_output)
     "JSONRepairError", "StructuredError", "StructuredResult", "StructuredStream", "repair_json",
     "structured", "structured_array", "structured_object", "structured_stream",
+    # many streams at once (l0_core.multi)
+    "Branch", "ConsensusError", "Step", "TaskResult", "batched", "consensus", "create_pipeline",
+    "create_pool", "hedge", "parallel", "pipe", "race", "sequential",
 }
 
 
