@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS resol
         NetworkError,
         ProviderError,
         RateLimitError,
+        RecordingError,
         Recovery,
         TimeoutException,
     )
@@ -55,6 +56,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS resol
     from l0_core.plugins.config import reload as reload_config
     from l0_core.plugins.hookspecs import hookimpl
     from l0_core.plugins.host import register_plugin, wrap
+    from l0_core.record.replay import replay
+    from l0_core.record.store import open_store
     from l0_core.runtime.adapters import Adapter, AdapterSession, Finish
     from l0_core.runtime.continuation import Continuation, Resume
     from l0_core.runtime.options import CheckIntervals, Timeout
@@ -97,6 +100,7 @@ __all__ = [
     "Progress",
     "ProviderError",
     "RateLimitError",
+    "RecordingError",
     "Recovery",
     "Resume",
     "Retry",
@@ -112,8 +116,10 @@ __all__ = [
     "Violation",
     "__version__",
     "hookimpl",
+    "open_store",
     "register_plugin",
     "reload_config",
+    "replay",
     "run",
     "wrap",
 ]
@@ -138,6 +144,7 @@ _EXPORTS: dict[str, str] = {
     "NetworkError": _ERRORS,
     "ProviderError": _ERRORS,
     "RateLimitError": _ERRORS,
+    "RecordingError": _ERRORS,
     "TimeoutException": _ERRORS,
     "Complete": _EVENTS,
     "Data": _EVENTS,
@@ -162,6 +169,8 @@ _EXPORTS: dict[str, str] = {
     "hookimpl": "l0_core.plugins.hookspecs",
     "register_plugin": "l0_core.plugins.host",
     "wrap": "l0_core.plugins.host",
+    "open_store": "l0_core.record.store",
+    "replay": "l0_core.record.replay",
     "Adapter": "l0_core.runtime.adapters",
     "AdapterSession": "l0_core.runtime.adapters",
     "Finish": "l0_core.runtime.adapters",

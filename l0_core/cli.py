@@ -40,12 +40,14 @@ _KIND_LABELS = {
     "guardrails": "guardrails",
     "retry_policies": "retry policies",
     "observers": "observers",
+    "stores": "stores",
 }
 _KIND_SINGULAR = {
     "adapters": "adapter",
     "guardrails": "guardrail",
     "retry_policies": "retry policy",
     "observers": "observer",
+    "stores": "store",
 }
 
 

@@ -23,6 +23,7 @@ from l0_core.errors import (
     NetworkError,
     ProviderError,
     RateLimitError,
+    RecordingError,
     TimeoutException,
     classify,
 )
@@ -60,6 +61,7 @@ FAMILY: dict[ErrorCode, type[L0Error]] = {
     C.INTERNAL_ERROR: FatalError,
     C.CONFIG_ERROR: ConfigError,
     C.UNKNOWN_PLUGIN: ConfigError,
+    C.RECORDING_ERROR: RecordingError,
     C.STREAM_ABORTED: AbortedError,
 }
 

@@ -13,6 +13,7 @@ EXPECTED = {
     "RuleSpec", "State", "Stream", "Timeout", "TimeoutException", "Token", "ToolCall", "Violation",
     "AbortedError", "ContentError", "FatalError", "NetworkError", "ProviderError", "RateLimitError",
     "__version__", "hookimpl", "register_plugin", "reload_config", "run", "wrap",
+    "RecordingError", "open_store", "replay",
 }
 
 
