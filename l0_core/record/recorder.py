@@ -44,7 +44,9 @@ BATCH = 256  # entries per batch, at most
 FLUSH_EVERY = 0.5  # seconds: a slow stream's batch is handed over at least this often
 MAX_PENDING = 250_000  # entries waiting for one store's writer, at most
 
+_BATCH2 = 2 * BATCH  # a token takes two entries
 _mono = time.monotonic
+_new = tuple.__new__
 # the observability events after which the batch is handed over at once
 _FLUSH_AFTER = frozenset({T.SESSION_START, T.CHECKPOINT_SAVED, T.ERROR, T.ATTEMPT_START,
                           T.FALLBACK_START, T.COMPLETE})
@@ -69,7 +71,7 @@ class Recorder:
         self.writer = writer_for(store)
         self.record_text = record_text
         self._options = options
-        self._buf: list[tuple[Any, ...]] = []
+        self._buf: list[Any] = []
         self._meta: dict[str, Any] = {}
         self._base = (0.0, 0.0)  # (wall ms, monotonic s) at the session's start
         self.stream_id = ""
@@ -85,10 +87,12 @@ class Recorder:
     # -- on the event loop ------------------------------------------------------------------
 
     def token(self, text: str, token: Token) -> None:
-        """Per token (the session's ``notify``): a tuple and an append."""
+        """Per token (the session's ``notify``): its time and its text, two appends (no
+        tuple: a token costs what the benchmark in ``docs/benchmarks.md`` shows)."""
         buf = self._buf
-        buf.append((_mono(), text))
-        if len(buf) >= BATCH:
+        buf.append(_mono())
+        buf.append(text)
+        if len(buf) >= _BATCH2:
             self.flush()
 
     def consumer(self, event: Event) -> None:
@@ -129,7 +133,8 @@ class Recorder:
         code = getattr(error, "code", None)
         if code is not None and code.value == "STREAM_ABORTED":
             outcome = "aborted"
-        summary = next((e[2] for e in reversed(self._buf) if e[1] == "SESSION_SUMMARY"), None)
+        summary = next((e[2] for e in reversed(self._buf)
+                        if type(e) is tuple and e[1] == "SESSION_SUMMARY"), None)
         self._meta.update(outcome=outcome, attempts=self.attempts,
                           error=code.value if code is not None else None)
         if isinstance(summary, Mapping):
@@ -159,7 +164,7 @@ class Recorder:
         if not (buf or meta or final):
             return
         if self.dropped or self.error is not None or not self.writer.has_room(len(buf)):
-            self.dropped += len(buf)
+            self.dropped += _count(buf)
             if not final:
                 self._meta = meta  # kept for the last batch
                 return
@@ -182,19 +187,30 @@ class Recorder:
 
     # -- on the writer thread ---------------------------------------------------------------
 
-    def encode(self, entries: Sequence[tuple[Any, ...]]) -> list[Record]:
+    def encode(self, entries: Sequence[Any]) -> list[Record]:
+        """Number the entries and make them records (on the writer thread).
+
+        A token is two entries, its monotonic time (a float) then its text; a
+        consumer event one tuple ``(monotonic time, type, data)``; an observability
+        event or the header one tuple ``(ts, type, data, None)``.
+        """
         wall0, mono0 = self._base
         seq = self.next_seq
         text = self.record_text
-        out = []
-        for entry in entries:
-            if len(entry) == 2:  # a token: (monotonic time, text)
-                ts = wall0 + (entry[0] - mono0) * 1000.0
-                out.append(Record(seq, ts, "token", entry[1] if text else redact(entry[1])))
-            elif len(entry) == 3:  # a consumer event: (monotonic time, type, data)
-                out.append(Record(seq, wall0 + (entry[0] - mono0) * 1000.0, entry[1], entry[2]))
-            else:  # an observability event or the header: (ts, type, data, None)
-                out.append(Record(seq, entry[0], entry[1], entry[2]))
+        out: list[Record] = []
+        append = out.append
+        i, n = 0, len(entries)
+        while i < n:
+            entry = entries[i]
+            if type(entry) is float:  # a token
+                data = entries[i + 1]
+                append(_new(Record, (seq, wall0 + (entry - mono0) * 1000.0, "token",
+                                     data if text else redact(data))))
+                i += 2
+            else:
+                ts = entry[0] if len(entry) == 4 else wall0 + (entry[0] - mono0) * 1000.0
+                append(_new(Record, (seq, ts, entry[1], entry[2])))
+                i += 1
             seq += 1
         return out
 
@@ -211,6 +227,11 @@ class Recorder:
 
     def __repr__(self) -> str:
         return f"<l0 Recorder {self.stream_id} -> {self.store.url}>"
+
+
+def _count(entries: list[Any]) -> int:
+    """Events in a buffer (a token takes two entries)."""
+    return len(entries) - sum(1 for e in entries if type(e) is float)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -250,7 +271,7 @@ class Writer:
     def has_room(self, n: int) -> bool:
         return self.pending + n <= MAX_PENDING
 
-    def submit(self, recorder: Recorder, entries: list[tuple[Any, ...]],
+    def submit(self, recorder: Recorder, entries: list[Any],
                meta: dict[str, Any], final: bool) -> None:
         self.submitted_entries += len(entries)
         self._queue.put((recorder, entries, meta))
@@ -278,7 +299,7 @@ class Writer:
                 items.append(item)
             self._write(items)
 
-    def _write(self, items: list[tuple[Recorder, list[tuple[Any, ...]], dict[str, Any]]]
+    def _write(self, items: list[tuple[Recorder, list[Any], dict[str, Any]]]
                ) -> None:
         by_recorder: dict[int, list[Any]] = {}
         for item in items:

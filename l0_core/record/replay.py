@@ -323,6 +323,7 @@ class Replay:
         st = self._state
         _OBSERVE.get(kind, _nothing_obs)(self, st, meta)
         if kind is T.COMPLETE:
+            st.completed = True  # as the live state is when COMPLETE is emitted
             meta["_state"] = st
         event = ObservabilityEvent(kind, record.ts, self._id, self.context, meta)
         for name, listener in self._listeners:

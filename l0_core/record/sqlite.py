@@ -294,7 +294,7 @@ def _rows(stream_id: str, records: Sequence[Record]) -> Iterator[tuple[str, int,
     for start in range(0, len(records), ROW_RECORDS):
         chunk = records[start:start + ROW_RECORDS]
         yield (stream_id, chunk[0].seq, len(chunk),
-               _dumps([(r.ts, r.type, r.data) for r in chunk]))
+               _dumps([r[1:] for r in chunk]))
 
 
 def _decode(stream_id: str, seq: int, count: int, data: str | None, size: int
