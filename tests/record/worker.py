@@ -27,7 +27,7 @@ def tokens(n: int, delay: float) -> object:
 async def one(url: str, n: int, delay: float) -> None:
     stream = l0.run(stream=tokens(n, delay), record=url, context={"worker": sys.argv[0]})
     started = False
-    async for event in stream:
+    async for _event in stream:
         if not started:
             print(stream.id, flush=True)
             started = True
