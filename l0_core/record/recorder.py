@@ -405,7 +405,7 @@ def session_options(
         "timeout": jsonable(timeout.model_dump()) if hasattr(timeout, "model_dump") else None,
         "guardrails": _names(guardrails),
         "drift": bool(drift),
-        "continuation": continuation is not None,
+        "continuation": continuation is True or bool(getattr(continuation, "enabled", False)),
         "adapter": adapter if isinstance(adapter, str) else getattr(adapter, "name", None),
     }
 
