@@ -226,7 +226,7 @@ class Replay:
             if len(page) < PAGE:
                 return
 
-    async def _events(self) -> AsyncIterator[Event]:  # noqa: C901 (the token path stays inline)
+    async def _events(self) -> AsyncIterator[Event]:
         end: Record | None = None
         dropped = None
         last_ts: float | None = None
