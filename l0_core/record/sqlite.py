@@ -78,9 +78,14 @@ class SQLiteStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.path = path_of(url)
+        self.path = path_of(url).absolute()  # the file of the directory it was opened in
         self._lock = threading.Lock()  # one connection, used by one thread at a time
         self._conn: sqlite3.Connection | None = None
+
+    @staticmethod
+    def cache_key(url: str) -> str:
+        """URLs naming one file name one store (``open_store`` keeps one per file)."""
+        return f"sqlite:{path_of(url).absolute()}"
 
     # -- the connection ----------------------------------------------------------------------
 
