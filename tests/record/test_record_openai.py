@@ -120,3 +120,22 @@ async def test_held_text_of_an_attempt_that_fails_at_its_end_is_not_kept(tmp_pat
     assert live.events[-1] == ("complete", TEXT, None, "stop")
     assert_same(live, again)
     await l0.open_store(url).close()
+
+
+async def test_a_wrapped_client_records_every_stream(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/wrapped.db"
+    async with OpenAIServer(turns=[Turn(status=503), OK]) as server:
+        client = raw_client(server)
+        wrapped = l0.wrap(client, record=url, timeout=FAST)
+        stream = await wrapped.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                       stream=True)
+        assert await stream.read() == TEXT
+        await stream.recording.wait()
+        await client.close()
+    replayed = l0.replay(stream.id, store=url)
+    assert await replayed.read() == TEXT
+    assert [e.code for e in replayed.errors] == [l0.ErrorCode.SERVER_ERROR]
+    assert replayed.errors[0].status == 503
+    info = await l0.open_store(url).info(stream.id)
+    assert info is not None and info.meta["model"] == MODEL and info.meta["attempts"] == 2
+    await l0.open_store(url).close()
