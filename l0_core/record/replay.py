@@ -154,6 +154,8 @@ class Replay:
         self._failure: L0Error | None = None
         self._aborted = False
         self.header: dict[str, Any] = {}
+        # headers a resumed session's later writers appended (records past seq 0)
+        self.resumed_headers: list[Any] = []
         self.context: Mapping[str, Any] = {}
 
     # -- the consumer API ---------------------------------------------------------------------
@@ -250,6 +252,8 @@ class Replay:
                         yield token
                     elif record.seq == 0:
                         self._header(record)
+                    elif record.type == "session":  # a later header: the session resumed
+                        self.resumed_headers.append(record.data)
                     elif record.type == "dropped":
                         dropped = record
                     elif record.type.isupper():
