@@ -223,3 +223,30 @@ async def test_a_running_session_is_stored_as_it_goes(url: str) -> None:
     await stream.recording.wait()
     info = await store.info(stream.id)
     assert info is not None and info.meta["outcome"] == "completed"
+
+
+async def test_observers_see_the_replay_and_abort_stops_it(url: str) -> None:
+    stream = l0.run(stream=ScriptedSource([Script(["a", "b", "c"])]), record=url)
+    assert await stream.read() == "abc"
+    await stream.recording.wait()
+
+    class Seen:
+        def __init__(self) -> None:
+            self.types: list[str] = []
+
+        def on_event(self, event: l0.ObservabilityEvent) -> None:
+            self.types.append(event.type.value)
+
+    seen = Seen()
+    assert await l0.replay(stream.id, store=url, observers=[seen]).read() == "abc"
+    assert seen.types[0] == "SESSION_START" and seen.types[-1] == "SESSION_END"
+    assert "TOKEN" not in seen.types  # observers never get per-token events, as live
+
+    replayed = l0.replay(stream.id, store=url)
+    got = []
+    with pytest.raises(l0.AbortedError):
+        async for event in replayed:
+            if event.is_token:
+                got.append(event.text)
+                replayed.abort()
+    assert got == ["a"]
