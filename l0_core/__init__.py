@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS resol
         NetworkError,
         ProviderError,
         RateLimitError,
+        RecordingError,
         Recovery,
         TimeoutException,
     )
@@ -73,6 +74,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS resol
     from l0_core.plugins.config import reload as reload_config
     from l0_core.plugins.hookspecs import hookimpl
     from l0_core.plugins.host import register_plugin, wrap
+    from l0_core.record.replay import replay
+    from l0_core.record.store import open_store
     from l0_core.runtime.adapters import Adapter, AdapterSession, Finish
     from l0_core.runtime.continuation import Continuation, Resume
     from l0_core.runtime.options import CheckIntervals, Timeout
@@ -133,6 +136,7 @@ __all__ = [
     "Progress",
     "ProviderError",
     "RateLimitError",
+    "RecordingError",
     "Recovery",
     "Resume",
     "Retry",
@@ -160,12 +164,14 @@ __all__ = [
     "formatting",
     "hedge",
     "hookimpl",
+    "open_store",
     "parallel",
     "pipe",
     "race",
     "register_plugin",
     "reload_config",
     "repair_json",
+    "replay",
     "run",
     "sequential",
     "structured",
@@ -197,6 +203,7 @@ _EXPORTS: dict[str, str] = {
     "NetworkError": _ERRORS,
     "ProviderError": _ERRORS,
     "RateLimitError": _ERRORS,
+    "RecordingError": _ERRORS,
     "TimeoutException": _ERRORS,
     "Audio": _EVENTS,
     "Complete": _EVENTS,
@@ -224,6 +231,8 @@ _EXPORTS: dict[str, str] = {
     "hookimpl": "l0_core.plugins.hookspecs",
     "register_plugin": "l0_core.plugins.host",
     "wrap": "l0_core.plugins.host",
+    "open_store": "l0_core.record.store",
+    "replay": "l0_core.record.replay",
     "Adapter": "l0_core.runtime.adapters",
     "AdapterSession": "l0_core.runtime.adapters",
     "Finish": "l0_core.runtime.adapters",

@@ -19,8 +19,9 @@ failures the way you would with httpx::
           │                       DRIFT_DETECTED                     (.violations)
           ├── FatalError          AUTH_ERROR, INVALID_STREAM, ADAPTER_NOT_FOUND,
           │    │                  FEATURE_NOT_ENABLED, INTERNAL_ERROR, POOL_CLOSED
-          │    └── ConfigError    CONFIG_ERROR, UNKNOWN_PLUGIN (also a ValueError
-          │                       and a TypeError: a wrong argument or config value)
+          │    ├── ConfigError    CONFIG_ERROR, UNKNOWN_PLUGIN (also a ValueError
+          │    │                  and a TypeError: a wrong argument or config value)
+          │    └── RecordingError RECORDING_ERROR (a store or a recording is unusable)
           └── AbortedError        STREAM_ABORTED
 
 The code decides the class: ``L0Error(message, ErrorCode.RATE_LIMITED)`` makes a
@@ -66,6 +67,7 @@ __all__ = [
     "NetworkError",
     "ProviderError",
     "RateLimitError",
+    "RecordingError",
     "Recovery",
     "TimeoutException",
     "classify",
@@ -136,6 +138,7 @@ class ErrorCode(enum.StrEnum):
     # l0_core.multi: consensus not reached under resolve_conflicts="fail"; a pool shut down
     NO_CONSENSUS = "NO_CONSENSUS"
     POOL_CLOSED = "POOL_CLOSED"
+    RECORDING_ERROR = "RECORDING_ERROR"
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +189,7 @@ KINDS: Mapping[ErrorCode, _Kind] = {
     ErrorCode.UNKNOWN_PLUGIN: _Kind(_I, _HALT, False, _F.UNKNOWN),
     ErrorCode.NO_CONSENSUS: _Kind(_C, _HALT, False, _F.MODEL),
     ErrorCode.POOL_CLOSED: _Kind(_I, _HALT, False, _F.UNKNOWN),
+    ErrorCode.RECORDING_ERROR: _Kind(_I, _HALT, False, _F.UNKNOWN),
 }
 
 
@@ -358,6 +362,13 @@ class ConfigError(FatalError, ValueError, TypeError):
     default_code = ErrorCode.CONFIG_ERROR
 
 
+class RecordingError(FatalError):
+    """A store or a recorded session cannot be used: an unknown session, a file that is
+    not an L0 store or has another schema version, a corrupt or oversized record."""
+
+    default_code = ErrorCode.RECORDING_ERROR
+
+
 class AbortedError(L0Error):
     """The stream was aborted (``stream.abort()``)."""
 
@@ -392,6 +403,7 @@ CLASS_FOR_CODE: Mapping[ErrorCode, type[L0Error]] = {
     ErrorCode.UNKNOWN_PLUGIN: ConfigError,
     ErrorCode.NO_CONSENSUS: ContentError,
     ErrorCode.POOL_CLOSED: FatalError,
+    ErrorCode.RECORDING_ERROR: RecordingError,
     ErrorCode.STREAM_ABORTED: AbortedError,
 }
 _TREE = frozenset(CLASS_FOR_CODE.values()) | {L0Error}

@@ -57,3 +57,13 @@ def l0_register_observers(register: Register) -> None:
     register(LoggingObserver)
 
 
+@hookimpl
+def l0_register_stores(register: Register) -> None:
+    # imported here: the stores (sqlite3 among them) load only when a store is opened
+    from l0_core.record.sqlite import SQLiteStore
+    from l0_core.record.store import MemoryStore
+
+    register(MemoryStore)
+    register(SQLiteStore)
+
+

@@ -16,12 +16,14 @@ again.
 Keys: ``guardrails`` and ``observers`` (lists of plugin names, or tables with a
 ``name`` and options), ``retry`` (a policy name, or a table with ``policy`` and
 options), ``timeout`` (``initial_token``, ``inter_token``, ``total`` in
-seconds) and ``adapter`` (a plugin name). Environment variables:
+seconds), ``adapter`` (a plugin name) and ``store`` (the URL of the store that
+``l0.run(record=True)`` records to, such as ``"sqlite:///.l0/events.db"``).
+Environment variables:
 ``L0_GUARDRAILS``, ``L0_OBSERVERS`` (comma-separated names, or JSON),
 ``L0_RETRY`` (a policy name or JSON), ``L0_RETRY_ATTEMPTS``,
 ``L0_RETRY_NETWORK_ATTEMPTS``, ``L0_RETRY_MAX_RETRIES``,
 ``L0_TIMEOUT_INITIAL_TOKEN``, ``L0_TIMEOUT_INTER_TOKEN``, ``L0_TIMEOUT_TOTAL``,
-``L0_ADAPTER``.
+``L0_ADAPTER``, ``L0_STORE``.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ class FileConfig(BaseModel):
     retry: RetryRef | None = None
     timeout: Timeout | None = None
     adapter: str | None = None
+    store: str | None = None
 
     @field_validator("guardrails", "observers", mode="before")
     @classmethod
@@ -134,11 +137,12 @@ class EffectiveConfig:
     adapter: str | None
     sources: dict[str, str] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
+    store: str | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
             key: {"value": self.raw.get(key), "source": self.sources.get(key, "default")}
-            for key in ("guardrails", "observers", "retry", "timeout", "adapter")
+            for key in ("guardrails", "observers", "retry", "timeout", "adapter", "store")
         }
 
 
@@ -202,6 +206,7 @@ def find_files(start: Path | None = None) -> tuple[Path | None, Path | None]:
 
 _ENV_SIMPLE = {
     "L0_ADAPTER": ("adapter", None),
+    "L0_STORE": ("store", None),
     "L0_TIMEOUT_INITIAL_TOKEN": ("timeout", "initial_token"),
     "L0_TIMEOUT_INTER_TOKEN": ("timeout", "inter_token"),
     "L0_TIMEOUT_TOTAL": ("timeout", "total"),
@@ -353,7 +358,31 @@ def _resolve(merged: dict[str, Any], sources: dict[str, str]) -> EffectiveConfig
         if adapter not in ("text", "events"):
             _named(host, "adapters", adapter, sources.get("adapter"))
         raw["adapter"] = adapter
-    return EffectiveConfig(retry, timeout, guardrails, observers, adapter, sources, raw)
+    store = _store(host, merged, sources, raw)
+    return EffectiveConfig(retry, timeout, guardrails, observers, adapter, sources, raw,
+                           store=store)
+
+
+def _store(host: Any, merged: dict[str, Any], sources: dict[str, str], raw: dict[str, Any]
+           ) -> str | None:
+    store: str | None = merged.get("store")
+    if store is not None:
+        _check_store_url(host, store, sources.get("store"))
+        raw["store"] = store
+    return store
+
+
+def _check_store_url(host: Any, url: str, where: str | None) -> None:
+    """A store URL's scheme must be an installed store (it is opened on first use)."""
+    if "://" not in url:
+        raise ConfigError(f"{where or 'config'}: key 'store': {url!r} is not a store URL "
+                          f"(such as 'sqlite:///.l0/events.db' or 'memory://')")
+    scheme = url.split("://", 1)[0].lower()
+    stores = host.registry("stores")
+    if scheme not in stores:
+        from l0_core.record.store import unknown_scheme
+
+        raise unknown_scheme(stores, scheme, f"{where or 'config'}: key 'store'")
 
 
 def _check_plugin_options(kind: str, ref: PluginRef, factory: Any, where: str | None) -> None:

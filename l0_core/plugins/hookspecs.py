@@ -45,6 +45,7 @@ __all__ = [
     "l0_register_guardrails",
     "l0_register_observers",
     "l0_register_retry_policies",
+    "l0_register_stores",
     "l0_wrap_client",
 ]
 
@@ -121,6 +122,25 @@ def l0_register_observers(register: Register) -> None:
         observer's options as keyword arguments once per session, returns an
         object with ``on_event(event)`` (an :class:`l0_core.ObservabilityEvent`;
         it may return an awaitable, which L0 schedules without waiting for it).
+    :returns: nothing; return values are ignored.
+    """
+
+
+@hookspec
+def l0_register_stores(register: Register) -> None:
+    """Register stores for recorded sessions, by URL scheme.
+
+    Called once per process, when a store is first opened by URL
+    (``l0.open_store(url)``, ``l0.run(record=url)``, ``l0.replay(...)``,
+    ``l0 sessions``, or ``store = "..."`` in config).
+
+    :param register: call ``register(store_factory)`` once per URL scheme. A
+        store factory has a ``name`` attribute, the scheme it handles
+        (``"sqlite"`` for ``sqlite://`` URLs), and, called with the whole URL,
+        returns an object that follows :class:`l0_core.record.store.Store`
+        (async ``append``, ``read``, ``info``, ``list``, ``delete``,
+        ``expire``, ``close``). Open connections lazily: L0 keeps one store
+        per URL per process.
     :returns: nothing; return values are ignored.
     """
 

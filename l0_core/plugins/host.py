@@ -50,8 +50,8 @@ __all__ = [
 
 log = logging.getLogger("l0")
 
-Kind = Literal["adapters", "guardrails", "retry_policies", "observers"]
-KINDS: tuple[Kind, ...] = ("adapters", "guardrails", "retry_policies", "observers")
+Kind = Literal["adapters", "guardrails", "retry_policies", "observers", "stores"]
+KINDS: tuple[Kind, ...] = ("adapters", "guardrails", "retry_policies", "observers", "stores")
 _HOOK_OF_KIND: Mapping[Kind, str] = {kind: f"l0_register_{kind}" for kind in KINDS}
 
 FIRST_PARTY: Mapping[tuple[Kind, str], str] = {
@@ -60,6 +60,8 @@ FIRST_PARTY: Mapping[tuple[Kind, str], str] = {
     ("adapters", "litellm"): "l0-litellm",
     ("observers", "otel"): "l0-otel",
     ("observers", "sentry"): "l0-sentry",
+    ("stores", "redis"): "l0-store-redis",
+    ("stores", "postgresql"): "l0-store-postgres",
 }
 """Names first-party distributions register, to tell users which package to install."""
 

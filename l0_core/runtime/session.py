@@ -108,6 +108,7 @@ class Session:
         "network_retries",
         "notify",
         "per_token",
+        "recorder",
         "retry",
         "sources",
         "started",
@@ -139,6 +140,7 @@ class Session:
         token_listener: Callable[[ObservabilityEvent], Any] | None,
         callbacks: Callbacks | None,
         isolation: Isolation,
+        recorder: Any = None,
     ) -> None:
         self.sources = sources
         self.retry = retry
@@ -157,6 +159,7 @@ class Session:
         self.token_listener = token_listener
         self.callbacks = callbacks
         self.isolation = isolation
+        self.recorder = recorder  # record=...: l0_core.record.recorder.Recorder
         self.state = State()
         self.state.callback_errors = isolation.counts
         if keep_raw:
@@ -501,7 +504,7 @@ class Session:
             self.emit(T.COMPLETE, tokenCount=len(st.parts), contentLength=len(content),
                       _state=st)
         complete = Complete(content, st.usage, st.finish_reason)
-        if self.callbacks is not None:
+        if self.callbacks is not None or self.recorder is not None:
             self.on_consumer_event(complete)
         return complete
 
@@ -556,6 +559,21 @@ class Session:
             call(name, listener, event)
 
     def _pick_notify(self) -> Callable[[str, Token], None] | None:
+        user = self._pick_user_notify()
+        recorder = self.recorder
+        if recorder is None:
+            return user
+        record: Callable[[str, Token], None] = recorder.token
+        if user is None:
+            return record
+
+        def record_and_notify(text: str, token: Token) -> None:
+            record(text, token)
+            user(text, token)
+
+        return record_and_notify
+
+    def _pick_user_notify(self) -> Callable[[str, Token], None] | None:
         cbs = self.callbacks
         on_token = cbs.on_token if cbs is not None else None
         on_stream_event = cbs.on_stream_event if cbs is not None else None
@@ -592,6 +610,8 @@ class Session:
             call("on_event", self.token_listener, event)
 
     def on_consumer_event(self, event: Event) -> None:
+        if self.recorder is not None:
+            self.recorder.consumer(event)
         cbs = self.callbacks
         if cbs is not None and cbs.on_stream_event is not None:
             self.isolation.call("on_stream_event", cbs.on_stream_event, event)

@@ -65,6 +65,12 @@ class Stream:
         return self._session.stream_id
 
     @property
+    def recording(self) -> Any:
+        """The session's recorder when ``record=...`` was given (``await
+        stream.recording.wait()`` waits until it is stored), else ``None``."""
+        return self._session.recorder
+
+    @property
     def errors(self) -> list[L0Error]:
         """Every error of every attempt, in order."""
         return self._session.state.errors
@@ -176,6 +182,8 @@ def run(
     on_tool_call: Callable[[str, str, Mapping[str, Any]], Any] | None = None,
     on_token: Callable[[str], Any] | None = None,
     config: Any = None,
+    record: Any = False,
+    record_text: bool = True,
 ) -> Stream:
     """Run a stream through L0. See ``docs/runtime.md`` for every option.
 
@@ -185,7 +193,8 @@ def run(
     a :class:`Resume` (or ``None``) so it can continue from the last good token.
     Options left out come from the project configuration (``l0.toml``,
     ``[tool.l0]``, ``L0_*`` variables). Wrong arguments raise ``ConfigError`` here,
-    not while the stream is read.
+    not while the stream is read. ``record=True`` (the configured store), a store
+    URL or a store object records the session (``docs/recording.md``).
     """
     given = (on_start, on_complete, on_error, on_stream_event, on_violation, on_retry,
              on_fallback, on_resume, on_checkpoint, on_timeout, on_abort, on_drift,
@@ -209,9 +218,19 @@ def run(
     listeners = _listeners(on_event, observers if observers is not None else cfg.observers,
                            callbacks)
     sources = [Source(stream), *(Source(f) for f in fallbacks or ())]
+    retry_policy = _retry_policy(retry, cfg.retry)
+    timeout_ = timeout or cfg.timeout or _default_timeout()
+    recorder = None
+    if record is not False and record is not None:
+        from l0_core.record.recorder import start_recording
+
+        recorder = start_recording(
+            record, record_text, cfg, sources, retry=retry_policy, timeout=timeout_,
+            guardrails=guardrails if guardrails is not None else cfg.guardrails, drift=drift,
+            continuation=continue_from_last_good_token, adapter=adapter)
+        listeners.append(("recorder", recorder))
     session = Session(
-        sources, retry=_retry_policy(retry, cfg.retry),
-        timeout=timeout or cfg.timeout or _default_timeout(),
+        sources, retry=retry_policy, timeout=timeout_,
         guardrails=guardrails if guardrails is not None else cfg.guardrails,
         drift=drift, drift_action=drift_action,
         intervals=check_intervals or _default_intervals(),
@@ -220,6 +239,7 @@ def run(
         adapter=adapter if adapter is not None else cfg.adapter, adapter_options=adapter_options,
         context=context, keep_raw=keep_raw, detect_zero_tokens=detect_zero_tokens,
         listeners=listeners, token_listener=on_event, callbacks=callbacks, isolation=isolation,
+        recorder=recorder,
     )
     return Stream(session)
 

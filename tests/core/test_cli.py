@@ -140,7 +140,7 @@ def test_config_json(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(capsys.readouterr().out)
     assert data["adapter"] == {"value": "events", "source": str(project / "l0.toml")}
     assert data["retry"] == {"value": None, "source": "default"}
-    assert set(data) == {"guardrails", "observers", "retry", "timeout", "adapter"}
+    assert set(data) == {"guardrails", "observers", "retry", "timeout", "adapter", "store"}
 
 
 @pytest.mark.parametrize(

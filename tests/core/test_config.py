@@ -42,7 +42,7 @@ def test_defaults_when_nothing_is_configured(project: Path) -> None:
     assert cfg.timeout == l0.Timeout()
     assert (cfg.guardrails, cfg.observers, cfg.adapter) == (None, None, None)
     assert {k: v["source"] for k, v in cfg.describe().items()} == dict.fromkeys(
-        ("guardrails", "observers", "retry", "timeout", "adapter"), "default")
+        ("guardrails", "observers", "retry", "timeout", "adapter", "store"), "default")
 
 
 def test_precedence_env_over_l0_toml_over_tool_l0_over_defaults(project: Path) -> None:
@@ -214,8 +214,9 @@ def test_first_party_name_says_which_package_provides_it(
     project: Path, kind: str, name: str
 ) -> None:
     package = plugins.FIRST_PARTY[(kind, name)]
-    key = {"adapters": "adapter", "observers": "observers"}[kind]
-    value = f'"{name}"' if key == "adapter" else f'["{name}"]'
+    key = {"adapters": "adapter", "observers": "observers", "stores": "store"}[kind]
+    value = {"adapter": f'"{name}"', "observers": f'["{name}"]',
+             "store": f'"{name}://localhost/l0"'}[key]
     write(project / "l0.toml", f"{key} = {value}\n")
     with pytest.raises(l0.ConfigError) as info:
         l0_config.load(environ={})

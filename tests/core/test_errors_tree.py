@@ -23,6 +23,7 @@ from l0_core.errors import (
     NetworkError,
     ProviderError,
     RateLimitError,
+    RecordingError,
     TimeoutException,
     classify,
 )
@@ -62,6 +63,7 @@ FAMILY: dict[ErrorCode, type[L0Error]] = {
     C.UNKNOWN_PLUGIN: ConfigError,
     C.NO_CONSENSUS: ContentError,
     C.POOL_CLOSED: FatalError,
+    C.RECORDING_ERROR: RecordingError,
     C.STREAM_ABORTED: AbortedError,
 }
 

@@ -20,6 +20,7 @@ EXPECTED = {
     # many streams at once (l0_core.multi)
     "Branch", "ConsensusError", "Step", "TaskResult", "batched", "consensus", "create_pipeline",
     "create_pool", "hedge", "parallel", "pipe", "race", "sequential",
+    "RecordingError", "open_store", "replay",
 }
 
 

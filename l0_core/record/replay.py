@@ -1,0 +1,505 @@
+"""``l0.replay``: a recorded session played back as a stream, without a network.
+
+The replayed stream yields exactly the consumer events the original consumer
+received (same text, same discards, same errors, raised the same way at the
+end), fires the lifecycle callbacks and observers again from the recorded
+observability events, and rebuilds ``state``. ``speed=0`` plays as fast as it
+can be read; ``speed=1`` keeps the original timing (``2`` twice as fast).
+
+``guardrails=[...]`` and ``drift=...`` run *new* checks over the recorded text
+of every attempt and report, in ``stream.report``, what they would have done;
+they never change what is replayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from l0_core.errors import ConfigError, ErrorCode, L0Error
+from l0_core.events import Event, ObservabilityEvent, Token
+from l0_core.events import ObservabilityEventType as T
+from l0_core.guardrails.drift import DriftDetector, create_detector
+from l0_core.guardrails.rule import Rule, Violation, create_rules
+from l0_core.record.codec import decode_event, error_from_json
+from l0_core.record.store import Record, Store, recording_error, resolve_store
+from l0_core.runtime.lifecycle import CALLBACK_NAMES, Callbacks, Isolation
+from l0_core.runtime.state import State
+
+__all__ = ["Finding", "Replay", "ReplayReport", "replay"]
+
+PAGE = 2048  # records read from the store at a time
+
+
+@dataclass
+class Finding:
+    """What a new guardrail or drift check found in one recorded attempt.
+
+    ``action`` is what L0 would have done: ``"retry"`` (a recoverable error),
+    ``"halt"`` (fatal), or ``"warn"`` (recorded only); ``at`` is the character
+    offset in the session's content where the check found it.
+    """
+
+    attempt: int
+    fallback_index: int
+    rule: str
+    message: str
+    severity: str
+    action: str
+    at: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class ReplayReport:
+    """What ``guardrails=`` and ``drift=`` would have done on the recorded text."""
+
+    findings: list[Finding] = field(default_factory=list)
+    attempts_checked: int = 0
+
+    @property
+    def passed(self) -> bool:
+        """No check would have stopped an attempt (warnings aside)."""
+        return not any(f.action != "warn" for f in self.findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "attemptsChecked": self.attempts_checked,
+                "findings": [f.to_dict() for f in self.findings]}
+
+
+class _Checker:
+    """New rules and a drift detector, fresh for every recorded attempt."""
+
+    def __init__(self, guardrails: Any, drift: Any) -> None:
+        self.guardrails, self.drift = guardrails, drift
+        self.report = ReplayReport()
+        self.rules: list[Rule] = []
+        self.detector: DriftDetector | None = None
+        self.attempt = (1, 0)
+        self.text: list[str] = []
+        self.open = False
+
+    @property
+    def active(self) -> bool:
+        return bool(self.guardrails) or bool(self.drift)
+
+    def start(self, attempt: int, fallback_index: int) -> None:
+        self.end()
+        self.rules = create_rules(self.guardrails)
+        self.detector = create_detector(self.drift)
+        self.attempt = (attempt, fallback_index)
+        self.text = []
+        self.open = True
+        self.report.attempts_checked += 1
+
+    def token(self, text: str, offset: int) -> None:
+        if not self.open:
+            return
+        self.text.append(text)
+        for rule in self.rules:
+            if getattr(rule, "streaming", True):
+                self._found(rule.check_delta(text, offset), offset)
+        if self.detector is not None:
+            result = self.detector.check_delta(text, offset)
+            if result:
+                for kind in result.types:
+                    self._add("drift", f"drift detected: {kind}", "error", True, offset)
+
+    def end(self) -> None:
+        if not self.open:
+            return
+        self.open = False
+        content = "".join(self.text)
+        for rule in self.rules:
+            self._found(rule.check_complete(content), None)
+
+    def _found(self, violations: Iterable[Violation] | None, at: int | None) -> None:
+        for v in violations or ():
+            self._add(v.rule, v.message, v.severity, v.recoverable,
+                      v.position if v.position is not None else at)
+
+    def _add(self, rule: str, message: str, severity: str, recoverable: bool,
+             at: int | None) -> None:
+        halts = severity == "fatal" or (severity == "error" and not recoverable)
+        action = "halt" if halts else "retry" if severity == "error" else "warn"
+        seen = {(f.attempt, f.fallback_index, f.rule, f.message) for f in self.report.findings}
+        if (*self.attempt, rule, message) not in seen:
+            self.report.findings.append(Finding(self.attempt[0], self.attempt[1], rule, message,
+                                                severity, action, at))
+
+
+class Replay:
+    """What :func:`replay` returns: the consumer API of :class:`l0_core.Stream`."""
+
+    def __init__(self, stream_id: str, store: Store, speed: float,
+                 listeners: list[tuple[str, Callable[[ObservabilityEvent], Any]]],
+                 callbacks: Callbacks | None, on_event: Any, checker: _Checker,
+                 isolation: Isolation) -> None:
+        self._id = stream_id
+        self._store = store
+        self._speed = speed
+        self._listeners = listeners
+        self._callbacks = callbacks
+        self._on_event = on_event
+        self._checker = checker
+        self._isolation = isolation
+        self._state = State()
+        self._state.callback_errors = isolation.counts
+        self._gen: AsyncIterator[Event] | None = None
+        self._finished = False
+        self._failure: L0Error | None = None
+        self._aborted = False
+        self.header: dict[str, Any] = {}
+        # headers a resumed session's later writers appended (records past seq 0)
+        self.resumed_headers: list[Any] = []
+        self._end_record: Record | None = None
+        self._dropped: Record | None = None
+        self.context: Mapping[str, Any] = {}
+
+    # -- the consumer API ---------------------------------------------------------------------
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        if self._gen is None:
+            self._gen = self._events()
+        return self._gen
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def errors(self) -> list[L0Error]:
+        return self._state.errors
+
+    @property
+    def report(self) -> ReplayReport:
+        """What the ``guardrails=`` / ``drift=`` given to :func:`replay` would have done."""
+        return self._checker.report
+
+    async def read(self) -> str:
+        if not self._finished:
+            async for _ in self:
+                pass
+        if self._failure is not None:
+            raise self._failure
+        return self._state.content
+
+    def abort(self, reason: str = "aborted by the caller") -> None:
+        self._aborted = True
+
+    async def aclose(self) -> None:
+        gen = self._gen
+        if gen is not None and hasattr(gen, "aclose"):
+            await gen.aclose()
+        self._finished = True
+
+    async def __aenter__(self) -> Replay:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __await__(self) -> Generator[Any, None, Replay]:
+        async def itself() -> Replay:
+            return self
+
+        return itself().__await__()
+
+    def __repr__(self) -> str:
+        return f"<l0 Replay {self._id} {self._state!r}>"
+
+    # -- playing ------------------------------------------------------------------------------
+
+    async def _pages(self) -> AsyncIterator[list[Record]]:
+        seq = 0
+        while True:
+            page = await self._store.read(self._id, seq, PAGE)
+            if page and (page[0].seq != seq or page[-1].seq != seq + len(page) - 1):
+                raise recording_error(f"stream {self._id}: records from {seq} are not in "
+                                      f"sequence", stream_id=self._id)
+            yield page
+            seq += len(page)
+            if len(page) < PAGE:
+                return
+
+    async def _events(self) -> AsyncIterator[Event]:
+        last_ts: float | None = None
+        st, checker, speed = self._state, self._checker, self._speed
+        append, new = st.parts.append, object.__new__
+        plain = self._callbacks is None and self._on_event is None and not checker.active
+        try:
+            async for page in self._pages():
+                for record in page:
+                    if self._aborted:
+                        raise L0Error("the replay was aborted", ErrorCode.STREAM_ABORTED)
+                    if speed > 0:
+                        if last_ts is not None and record.ts > last_ts:
+                            await asyncio.sleep((record.ts - last_ts) / 1000.0 / speed)
+                        last_ts = record.ts if last_ts is None else max(last_ts, record.ts)
+                    data = record.data
+                    if plain and record.type == "token" and type(data) is str:
+                        append(data)  # the common case: a token nobody else listens to
+                        token = new(Token)
+                        token.text = data
+                        yield token
+                    else:
+                        event = self._record(record)
+                        if event is not None:
+                            yield event
+            checker.end()
+            self._finish(self._end_record, self._dropped)
+        except L0Error as failure:
+            self._failure = failure
+            raise
+        finally:
+            self._finished = True
+
+    def _record(self, record: Record) -> Event | None:
+        """Any record but a plain token: the consumer event it holds, if any."""
+        kind = record.type
+        if record.seq == 0:
+            self._header(record)
+        elif kind == "session":  # a later header: another writer continued the log
+            self.resumed_headers.append(record.data)
+        elif kind == "dropped":
+            self._dropped = record
+        elif kind.isupper():
+            self._observe(record)
+            if kind == T.SESSION_END.value:
+                self._end_record = record
+        else:
+            return self._consume(record)
+        return None
+
+    def _header(self, record: Record) -> None:
+        if record.type != "session" or not isinstance(record.data, Mapping):
+            raise recording_error(f"stream {self._id} does not start with a session header",
+                                  stream_id=self._id)
+        self.header = dict(record.data)
+        context = self.header.get("context")
+        self.context = context if isinstance(context, Mapping) else {}
+
+    def _finish(self, end: Record | None, dropped: Record | None) -> None:
+        if dropped is not None:
+            count = dropped.data.get("count") if isinstance(dropped.data, Mapping) else None
+            raise recording_error(
+                f"stream {self._id}: the recording is incomplete ({count} events were dropped "
+                f"while recording); everything recorded before was replayed",
+                stream_id=self._id, dropped=count)
+        if end is None:
+            raise recording_error(
+                f"stream {self._id}: the recording ends before the session did (the recording "
+                f"process stopped, or the session is still running); everything recorded was "
+                f"replayed", stream_id=self._id)
+        error = end.data.get("_error") if isinstance(end.data, Mapping) else None
+        if error is not None:
+            raise error_from_json(error)
+
+    def _consume(self, record: Record) -> Event:
+        event = decode_event(record.type, record.data)
+        st = self._state
+        if type(event) is Token:
+            assert event.text is not None
+            if self._checker.active:
+                self._checker.token(event.text, len(st.content))
+            st.parts.append(event.text)
+            self._notify_token(event, record.ts)
+        else:
+            _APPLY.get(record.type, _nothing)(st, event)
+            if event.is_complete or event.is_error:
+                self._checker.end()
+            cbs = self._callbacks
+            if cbs is not None and cbs.on_stream_event is not None:
+                self._isolation.call("on_stream_event", cbs.on_stream_event, event)
+        return event
+
+    def _notify_token(self, token: Token, ts: float) -> None:
+        cbs, call = self._callbacks, self._isolation.call
+        if cbs is not None:
+            if cbs.on_token is not None:
+                call("on_token", cbs.on_token, token.text)
+            if cbs.on_stream_event is not None:
+                call("on_stream_event", cbs.on_stream_event, token)
+        if self._on_event is not None:
+            event = ObservabilityEvent(T.TOKEN, ts, self._id, self.context,
+                                       {"text": token.text, "index": len(self._state.parts) - 1})
+            call("on_event", self._on_event, event)
+
+    def _observe(self, record: Record) -> None:
+        try:
+            kind = T(record.type)
+        except ValueError:
+            return  # an event type of a newer L0: not replayed
+        meta = dict(record.data) if isinstance(record.data, Mapping) else {}
+        if "_error" in meta:
+            meta["_error"] = error_from_json(meta["_error"])
+        st = self._state
+        _OBSERVE.get(kind, _nothing_obs)(self, st, meta)
+        if kind is T.COMPLETE:
+            st.completed = True  # as the live state is when COMPLETE is emitted
+            meta["_state"] = st
+        event = ObservabilityEvent(kind, record.ts, self._id, self.context, meta)
+        for name, listener in self._listeners:
+            self._isolation.call(name, listener, event)
+
+
+def _nothing(st: State, event: Event) -> None:
+    return None
+
+
+def _nothing_obs(rp: Replay, st: State, meta: dict[str, Any]) -> None:
+    return None
+
+
+def _discard(st: State, event: Event) -> None:
+    offset = getattr(event, "offset", 0)
+    chars, n = 0, 0
+    for n, part in enumerate(st.parts):  # noqa: B007 (n is used after the loop)
+        if chars >= offset:
+            break
+        chars += len(part)
+    else:
+        n = len(st.parts)
+    st._truncate(n)
+
+
+def _complete(st: State, event: Event) -> None:
+    st.completed = True
+    st.usage = event.usage
+    st.finish_reason = getattr(event, "finish_reason", None)
+
+
+_APPLY: dict[str, Callable[[State, Event], None]] = {
+    "discard": _discard,
+    "complete": _complete,
+    "tool_call": lambda st, ev: st.tool_calls.append(ev),  # type: ignore[arg-type]
+    "data": lambda st, ev: st.data_outputs.append(ev.data),
+    "progress": lambda st, ev: setattr(st, "last_progress", ev.data),
+}
+
+
+def _attempt(rp: Replay, st: State, meta: dict[str, Any]) -> None:
+    st.attempt = int(meta.get("attempt", 1))
+    rp._checker.start(st.attempt, st.fallback_index)
+
+
+def _fallback(rp: Replay, st: State, meta: dict[str, Any]) -> None:
+    st.fallback_index, st.attempt = int(meta.get("toIndex", st.fallback_index + 1)), 1
+    rp._checker.start(1, st.fallback_index)
+
+
+def _retry(rp: Replay, st: State, meta: dict[str, Any]) -> None:
+    if meta.get("isNetwork"):
+        st.network_retry_count += 1
+    else:
+        st.model_retry_count += 1
+
+
+def _error(rp: Replay, st: State, meta: dict[str, Any]) -> None:
+    if isinstance(meta.get("_error"), L0Error):
+        st.errors.append(meta["_error"])
+
+
+def _checkpoint(rp: Replay, st: State, meta: dict[str, Any]) -> None:
+    st.checkpoint_parts = min(int(meta.get("tokenCount", 0)), len(st.parts))
+
+
+def _resume(rp: Replay, st: State, meta: dict[str, Any]) -> None:
+    st.resumed = st.continuation_used = True
+
+
+def _rule_result(rp: Replay, st: State, meta: dict[str, Any]) -> None:
+    v = meta.get("violation")
+    if not meta.get("passed", True) and isinstance(v, Mapping):
+        violation = Violation(str(v.get("rule", "")), str(v.get("message", "")),
+                              v.get("severity", "error"), bool(v.get("recoverable", True)),
+                              v.get("position"), v.get("suggestion"))
+        st.violations.append(violation)
+        meta["_violation"] = violation
+
+
+def _drift(rp: Replay, st: State, meta: dict[str, Any]) -> None:
+    if meta.get("detected"):
+        st.drift_detected = True
+        st.drift_types.extend(str(t) for t in meta.get("types") or ())
+
+
+def _summary(rp: Replay, st: State, meta: dict[str, Any]) -> None:
+    start, end = meta.get("startTs"), meta.get("endTs")
+    if isinstance(start, (int, float)) and isinstance(end, (int, float)):
+        st.duration = (end - start) / 1000.0
+
+
+def _session_end(rp: Replay, st: State, meta: dict[str, Any]) -> None:
+    error = meta.get("_error")
+    if isinstance(error, L0Error) and error.code is ErrorCode.STREAM_ABORTED:
+        st.aborted = True
+
+
+_OBSERVE: dict[T, Callable[[Replay, State, dict[str, Any]], None]] = {
+    T.SESSION_START: _attempt,
+    T.ATTEMPT_START: _attempt,
+    T.FALLBACK_START: _fallback,
+    T.RETRY_ATTEMPT: _retry,
+    T.ERROR: _error,
+    T.CHECKPOINT_SAVED: _checkpoint,
+    T.RESUME_START: _resume,
+    T.GUARDRAIL_RULE_RESULT: _rule_result,
+    T.DRIFT_CHECK_RESULT: _drift,
+    T.SESSION_SUMMARY: _summary,
+    T.SESSION_END: _session_end,
+}
+
+
+def replay(
+    stream_id: str,
+    *,
+    store: Any = None,
+    speed: float = 0.0,
+    guardrails: Iterable[Any] | str | None = None,
+    drift: Any = None,
+    on_event: Callable[[ObservabilityEvent], Any] | None = None,
+    observers: Iterable[Any] | None = None,
+    **callbacks: Any,
+) -> Replay:
+    """Play a recorded session back (``docs/recording.md``); nothing is fetched until
+    it is iterated.
+
+    ``store`` is a store URL, a store object, or ``None`` for the configured
+    store. ``speed=0`` replays at once, ``speed=1`` at the recorded pace.
+    ``guardrails`` / ``drift``: new checks run over the recorded text, reported in
+    ``stream.report``. ``on_event``, ``observers`` and the ``on_*`` callbacks of
+    :func:`l0_core.run` are fired again as they were for the original session.
+    """
+    if not isinstance(stream_id, str) or not stream_id:
+        raise ConfigError(f"replay: stream_id must be a session id, not {stream_id!r}")
+    if isinstance(speed, bool) or not isinstance(speed, (int, float)) or speed < 0:
+        raise ConfigError(f"replay: speed must be a number >= 0 (0: at once), not {speed!r}")
+    unknown = sorted(set(callbacks) - set(CALLBACK_NAMES))
+    if unknown:
+        raise ConfigError(f"replay: unknown argument(s) {', '.join(unknown)}; callbacks: "
+                          f"{', '.join(CALLBACK_NAMES)}")
+    resolved = resolve_store(store)
+    from l0_core.runtime.stream import _observer_listener
+
+    isolation = Isolation()
+    cbs = Callbacks(callbacks, isolation) if callbacks else None
+    listeners: list[tuple[str, Callable[[ObservabilityEvent], Any]]] = []
+    if on_event is not None:
+        listeners.append(("on_event", on_event))
+    listeners.extend(_observer_listener(o) for o in observers or ())
+    if cbs is not None and cbs.wants_events:
+        listeners.append(("callbacks", cbs))
+    checker = _Checker(guardrails, drift)
+    if checker.active:  # wrong rule names fail now, not during the replay
+        create_rules(guardrails)
+    return Replay(stream_id, resolved, float(speed), listeners, cbs, on_event, checker,
+                  isolation)
