@@ -241,21 +241,95 @@ class FunctionCall:
     arguments: dict[str, Any]
 
 
-_TAGGED = re.compile(r"<(tool_call|function_call)>\s*(.*?)\s*</\1>", re.DOTALL | re.IGNORECASE)
+_OPEN_TAG = re.compile(r"<(tool_call|function_call)>", re.IGNORECASE)
+_CLOSE_TAG = {tag: re.compile(rf"</{tag}>", re.IGNORECASE)
+              for tag in ("tool_call", "function_call")}
+#: deepest nesting of ``{}`` / ``[]`` a call may have (deeper objects are not calls)
+MAX_DEPTH = 64
+_SPECIAL = re.compile(r'[{}\[\]"\\\n]')
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+_STRICT = json.JSONDecoder(parse_constant=_not_json)  # NaN and Infinity are not JSON
+
+
+def _tagged(text: str) -> list[str]:
+    """The bodies of ``<tool_call>...</tool_call>`` (or ``function_call``) blocks, in one
+    left-to-right scan: each block closes at the first matching closing tag after it."""
+    bodies: list[str] = []
+    closed: set[str] = set()  # tags with no closing tag left: later openings never close
+    pos = 0
+    while (m := _OPEN_TAG.search(text, pos)) is not None:
+        tag = m.group(1).lower()
+        if tag in closed:
+            pos = m.end()
+            continue
+        close = _CLOSE_TAG[tag].search(text, m.end())
+        if close is None:
+            closed.add(tag)
+            pos = m.end()
+            continue
+        bodies.append(text[m.end():close.start()].strip())
+        pos = close.end()
+    return bodies
+
+
+def _spans(text: str) -> list[tuple[int, int, int]]:
+    """``(start, end, depth)`` of every balanced ``{...}`` in ``text`` (``end`` exclusive,
+    ``depth`` the deepest bracket nesting inside it), ordered by start; one linear scan,
+    aware of JSON strings (a raw newline ends a string: JSON strings never hold one)."""
+    spans: list[tuple[int, int, int]] = []
+    stack: list[list[Any]] = []  # [bracket, start, deepest nesting below]
+    in_string = False
+    skip = -1  # the character after a backslash in a string
+    for m in _SPECIAL.finditer(text):
+        i = m.start()
+        ch = text[i]
+        if in_string:
+            if i == skip:
+                continue
+            if ch == "\\":
+                skip = i + 1
+            elif ch == '"' or ch == "\n":
+                in_string = False
+        elif ch in "{[":
+            stack.append([ch, i, 0])
+        elif ch in "}]" and stack:
+            if stack[-1][0] != ("{" if ch == "}" else "["):
+                continue  # a stray closer: ignored
+            bracket, start, below = stack.pop()
+            if stack and stack[-1][2] < below + 1:
+                stack[-1][2] = below + 1
+            if bracket == "{":
+                spans.append((start, i + 1, below + 1))
+        elif ch == '"' and stack:
+            in_string = True
+    spans.sort()
+    return spans
 
 
 def _objects(text: str) -> Iterable[Any]:
-    """Every top-level JSON object in ``text``, left to right."""
-    decoder = json.JSONDecoder()
-    i = text.find("{")
-    while i != -1:
-        try:
-            value, end = decoder.raw_decode(text, i)
-        except ValueError:
-            i = text.find("{", i + 1)
+    """Every top-level JSON object in ``text``, left to right: each balanced ``{...}`` that
+    decodes, else the ones inside it. Linear in practice: nothing is decoded that is not
+    balanced, nested deeper than :data:`MAX_DEPTH`, or beyond a work budget proportional to
+    the text."""
+    budget = 8 * len(text) + 4096
+    resume = 0
+    for start, end, depth in _spans(text):
+        if start < resume or depth > MAX_DEPTH:
             continue
+        budget -= end - start
+        if budget < 0:
+            return
+        try:
+            value = _STRICT.decode(text[start:end])
+        except (ValueError, RecursionError):
+            continue
+        resume = end
         yield value
-        i = text.find("{", end)
 
 
 def _calls_in(value: Any) -> Iterable[FunctionCall]:
@@ -288,10 +362,10 @@ def parse_function_calls(text: str) -> list[FunctionCall]:
     string but not a JSON object raise an ``L0Error``."""
     if not isinstance(text, str):
         raise ConfigError(f"text must be a str; got {type(text).__name__}")
-    tagged = _TAGGED.findall(text)
+    tagged = _tagged(text)
     if tagged:
         found: list[FunctionCall] = []
-        for _, body in tagged:
+        for body in tagged:
             for value in _objects(body):
                 found.extend(_calls_in(value))
         return found

@@ -214,3 +214,57 @@ def test_parse_function_calls_openai_shapes_and_tags() -> None:
 def test_parse_function_calls_bad_arguments_are_a_clear_error() -> None:
     with pytest.raises(l0.L0Error, match=r"the arguments of tool call .f..*not valid JSON"):
         fmt.parse_function_calls('{"name": "f", "arguments": "{oops"}')
+
+
+@pytest.mark.parametrize("hostile", [
+    '{"name":"f","arguments":' + "[" * 100000,
+    '{"name":"f","arguments":' + '{"a":' * 5000 + "1" + "}" * 5000 + "}",
+    "[" * 5000 + "]" * 5000,
+    "{" * 100000 + "}" * 100000,
+])
+def test_parse_function_calls_deep_nesting_is_not_a_call(hostile: str) -> None:
+    assert fmt.parse_function_calls(hostile) == []
+
+
+def test_parse_function_calls_deep_string_arguments_are_a_typed_error() -> None:
+    from l0_core.runtime.chat_chunks import parse_arguments
+
+    text = '{"name":"f","arguments":"' + "[" * 100000 + '"}'
+    with pytest.raises(l0.FatalError, match="nested too deeply") as caught:
+        fmt.parse_function_calls(text)
+    assert caught.value.code is l0.ErrorCode.INVALID_STREAM  # not retried
+    with pytest.raises(l0.FatalError, match="nested too deeply"):
+        parse_arguments("[" * 100000, name="f", call_id="c1")
+
+
+def test_parse_function_calls_rejects_nan() -> None:
+    assert fmt.parse_function_calls('{"name":"f","arguments":{"x":NaN}}') == []
+    with pytest.raises(l0.L0Error, match="not valid JSON"):
+        fmt.parse_function_calls('{"name":"f","arguments":"{\\"x\\": Infinity}"}')
+
+
+@pytest.mark.parametrize("hostile", [
+    "<tool_call>" * 8000,
+    "<tool_call>" * 4000 + "</tool_call>",
+    '{"name":"' * 80000,
+    ('{"a":[' + "1," * 2000) * 400,
+    ('{"a":[' + "1," * 2000 + "]}") * 400,
+    '{"a":' * 100000,
+])
+def test_parse_function_calls_is_linear_on_hostile_output(hostile: str) -> None:
+    import time
+
+    started = time.perf_counter()
+    fmt.parse_function_calls(hostile)
+    assert time.perf_counter() - started < 1.0  # was 6-15 s (quadratic)
+
+
+def test_parse_function_calls_strings_and_stray_brackets() -> None:
+    text = ('text { stray "quote\n {"name":"f","arguments":{"s":"a\\"}{"}} then '
+            '<x> ] {"function":{"name":"g","arguments":"{}"}}')
+    assert fmt.parse_function_calls(text) == [
+        fmt.FunctionCall("f", {"s": 'a"}{'}), fmt.FunctionCall("g", {})]
+    tags = ('<tool_call>{"name":"a","arguments":{}}</tool_call> <TOOL_CALL> {"name":"b",'
+            '"arguments":{}} </Tool_Call> <function_call>{"name":"c"}</function_call>'
+            '<tool_call>{"name":"never closed"}')
+    assert [c.name for c in fmt.parse_function_calls(tags)] == ["a", "b", "c"]
