@@ -96,8 +96,8 @@ def _entries(entries: Iterable[Any]) -> list[tuple[str, str]]:
 
 
 def _memory_line(role: str, content: str, style: str) -> str:
-    if style == "conversational":
-        return f"{role.capitalize()}: {content}"
+    if style == "conversational":  # continuation lines indented: content cannot forge a turn
+        return f"{role.capitalize()}: {content.replace(chr(10), chr(10) + '  ')}"
     if style == "compact":
         return f"{role[:1].upper()}: {' '.join(content.split())}"
     tag = _label(role)
@@ -119,11 +119,14 @@ def memory(
     max_tokens: int | None = None,
     tokenizer: Any = "estimate",
 ) -> str:
-    """A history as text: ``conversational`` (``User: ...``), ``structured`` (``<memory>``
-    with one ``<entry role=...>`` each) or ``compact`` (one line each, ``U: ...``).
+    """A history as text: ``conversational`` (``User: ...``, continuation lines indented),
+    ``structured`` (``<memory>`` with one ``<entry role=...>`` each) or ``compact`` (one
+    line each, ``U: ...``).
 
     With ``max_tokens`` the oldest entries are dropped (and counted in a note) until the
-    text fits; when even the newest entry alone does not fit, its beginning is cut."""
+    whole text (note, tags and line breaks included) fits; when even the newest entry alone
+    does not fit, its beginning is cut (``...`` marks the cut). A budget too small for even
+    that is a ``ConfigError``."""
     from l0_core.text.tokenizers import resolve_tokenizer
 
     if style not in MEMORY_STYLES:
@@ -133,29 +136,55 @@ def memory(
         raise ConfigError(f"max_tokens must be a positive int or None; got {max_tokens!r}")
     pairs = _entries(entries)
     lines = [_memory_line(role, content, style) for role, content in pairs]
-    if max_tokens is None:
+    if max_tokens is None or not lines:
         return _wrap_memory(lines, style, 0)
     tok = resolve_tokenizer(tokenizer)
-    budget = max_tokens - tok.count(_wrap_memory([], style, len(lines)))
-    kept: list[str] = []
-    for line in reversed(lines):  # newest first: each line counted once
-        cost = tok.count(line)
-        if cost > budget:
+    total = len(lines)
+    budget = max_tokens - tok.count(_wrap_memory([], style, total))
+    kept, sep = 0, tok.count("\n")
+    for line in reversed(lines):  # newest first, each line counted once (an estimate) ...
+        budget -= tok.count(line) + sep
+        if budget < 0:
             break
-        kept.append(line)
-        budget -= cost
-    kept.reverse()
-    if not kept and pairs:
-        role, content = pairs[-1]
-        kept = [_memory_line(role, _tail(content, max(budget - 4, 1), tok), style)]
-    return _wrap_memory(kept, style, len(lines) - len(kept))
+        kept += 1
+    while kept:  # ... then the text itself is counted until it fits
+        text = _wrap_memory(lines[total - kept:], style, total - kept)
+        if tok.count(text) <= max_tokens:
+            return text
+        kept -= 1
+    return _cut_newest(pairs[-1], style, total, max_tokens, tok)
 
 
-def _tail(content: str, tokens: int, tok: Any) -> str:
+def _cut_newest(pair: tuple[str, str], style: str, total: int, max_tokens: int,
+                tok: Any) -> str:
+    """The newest entry with as much of its end as fits (found by bisection)."""
+    role, content = pair
     starts = tok.offsets(content)
-    if len(starts) <= tokens:
-        return content
-    return "..." + content[starts[len(starts) - tokens]:]
+    omitted = total - 1
+
+    def text(tokens: int) -> str:
+        tail = content if tokens >= len(starts) else (
+            "..." + (content[starts[len(starts) - tokens]:] if tokens else ""))
+        return _wrap_memory([_memory_line(role, tail, style)], style, omitted)
+
+    def most() -> int:
+        lo, hi = -1, len(starts)  # text(lo) fits (-1: not even text(0)); text(hi + 1) not
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if tok.count(text(mid)) <= max_tokens:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    lo = most()
+    if lo < 1 and omitted:  # no room for both the note and some of the entry: the entry wins
+        omitted = 0
+        lo = most()
+    if lo < 0:
+        raise ConfigError(f"max_tokens={max_tokens} is too small for even the cut newest "
+                          f"entry ({tok.count(text(0))} tokens)")
+    return text(lo)
 
 
 # -- output and tools ----------------------------------------------------------------------
