@@ -212,34 +212,145 @@ def json_output(schema: Any) -> str:
     )
 
 
+_SECTION = re.compile(r"^\s*(Args|Arguments|Parameters|Params|Returns?|Yields?|Raises|"
+                      r"Examples?|Notes?|Attributes)\s*:?\s*$")
+_NUMPY_RULE = re.compile(r"^\s*-{3,}\s*$")
+_GOOGLE_ARG = re.compile(r"^(\*{0,2}\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
+_NUMPY_ARG = re.compile(r"^(\*{0,2}\w+)\s*(?::.*)?$")
+
+
+def _own_doc(obj: Any) -> str:
+    """The object's own docstring (a class's, never one inherited from a base class)."""
+    raw = obj.__dict__.get("__doc__") if inspect.isclass(obj) else getattr(obj, "__doc__", None)
+    return inspect.cleandoc(raw) if isinstance(raw, str) else ""
+
+
 def _doc(obj: Any) -> str:
-    doc = inspect.getdoc(obj) or ""
-    return doc.split("\n\n", 1)[0].replace("\n", " ").strip()
+    """The first paragraph of the docstring, up to any section (``Args:``, ``Parameters``)."""
+    lines: list[str] = []
+    for line in _own_doc(obj).splitlines():
+        if not line.strip() or _SECTION.match(line):
+            if lines or _SECTION.match(line):
+                break
+            continue
+        lines.append(line.strip())
+    return " ".join(lines)
+
+
+def _param_docs(obj: Any) -> dict[str, str]:
+    """Parameter descriptions from a Google-style ``Args:`` section or a NumPy-style
+    ``Parameters`` section of the docstring."""
+    lines = _own_doc(obj).splitlines()
+    found: dict[str, str] = {}
+    i = 0
+    while i < len(lines):
+        m = _SECTION.match(lines[i])
+        numpy = m is not None and i + 1 < len(lines) and bool(_NUMPY_RULE.match(lines[i + 1]))
+        if m is None or m.group(1) not in ("Args", "Arguments", "Parameters", "Params"):
+            i += 1
+            continue
+        i += 2 if numpy else 1
+        i = _section_args(lines, i, numpy, found)
+    return found
+
+
+def _section_args(lines: list[str], i: int, numpy: bool, found: dict[str, str]) -> int:
+    """Read one section's entries into ``found``; the index after the section."""
+    base: int | None = None
+    name = ""
+    while i < len(lines):
+        line = lines[i]
+        if line.strip() and (_SECTION.match(line) or (
+                i + 1 < len(lines) and _NUMPY_RULE.match(lines[i + 1]))):
+            break
+        indent = len(line) - len(line.lstrip())
+        if not line.strip():
+            i += 1
+            continue
+        if base is None:
+            base = indent
+        if indent < base:
+            break
+        m = (_NUMPY_ARG if numpy else _GOOGLE_ARG).match(line.strip())
+        if indent == base and m is not None:
+            name = m.group(1).lstrip("*")
+            found[name] = "" if numpy else m.group(2).strip()
+        elif name:
+            found[name] = f"{found[name]} {line.strip()}".strip()
+        i += 1
+    return i
+
+
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    import typing
+
+    try:
+        return typing.get_type_hints(fn, include_extras=True)
+    except Exception as exc:  # name the parameter whose annotation does not resolve
+        culprit = next((p for p in inspect.signature(fn).parameters.values()
+                        if isinstance(p.annotation, str) and not _resolves(fn, p.annotation)),
+                       None)
+        where = f"parameter {culprit.name!r}" if culprit else "an annotation"
+        raise ConfigError(f"tool {fn.__name__}: the type annotation of {where} cannot be "
+                          f"resolved ({exc})") from exc
+
+
+def _resolves(fn: Callable[..., Any], annotation: str) -> bool:
+    value: Any = annotation
+    try:
+        for _ in range(3):  # a quoted annotation under ``from __future__ import annotations``
+            if not isinstance(value, str):
+                break
+            value = eval(value, getattr(fn, "__globals__", {}))
+    except Exception:
+        return False
+    return True
 
 
 def _function_schema(fn: Callable[..., Any]) -> dict[str, Any]:
-    import typing
-
     import pydantic
 
-    hints = typing.get_type_hints(fn, include_extras=True)
+    hints = _hints(fn)
     fields: dict[str, Any] = {}
-    for param in inspect.signature(fn).parameters.values():
+    names: dict[str, str] = {}
+    for i, param in enumerate(inspect.signature(fn).parameters.values()):
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         if param.name not in hints:
             raise ConfigError(f"tool {fn.__name__}: parameter {param.name!r} has no type "
                               f"annotation; every parameter of a tool needs one")
         default = ... if param.default is param.empty else param.default
-        fields[param.name] = (hints[param.name], default)
-    model = pydantic.create_model(f"{fn.__name__}_arguments", **fields)
-    return model.model_json_schema()
+        # Fields are named p0, p1, ...: a parameter may be called anything (``_x``,
+        # ``model_config``, ``json``); the schema shows its own name, the alias.
+        names[f"p{i}"] = param.name
+        fields[f"p{i}"] = (hints[param.name], pydantic.Field(default, alias=param.name))
+    try:
+        model = pydantic.create_model(f"{fn.__name__}_arguments", **fields)
+        return model.model_json_schema(by_alias=True)
+    except Exception as exc:
+        culprit = _bad_field(fields, names)
+        where = f"parameter {culprit!r}" if culprit else "its parameters"
+        raise ConfigError(f"tool {fn.__name__}: no JSON Schema for the type of {where} "
+                          f"({type(exc).__name__}: {exc})") from exc
+
+
+def _bad_field(fields: dict[str, Any], names: dict[str, str]) -> str | None:
+    import pydantic
+
+    for key, spec in fields.items():
+        try:
+            pydantic.create_model("one", **{key: spec}).model_json_schema()
+        except Exception:
+            return names[key]
+    return None
 
 
 def tool(obj: Any, *, name: str | None = None, description: str | None = None) -> dict[str, Any]:
     """An OpenAI tools-format definition (``{"type": "function", "function": {...}}``) of a
     typed function or a pydantic model class; the JSON Schema of its parameters comes from
-    the annotations (``Annotated[..., Field(description=...)]`` describes a parameter)."""
+    the annotations (``Annotated[..., Field(description=...)]`` describes a parameter, and so
+    does a Google-style ``Args:`` or NumPy-style ``Parameters`` section of the docstring).
+    A parameter whose type has no JSON Schema is a ``ConfigError`` naming it."""
     if inspect.isclass(obj) and callable(getattr(obj, "model_json_schema", None)):
         parameters = _schema_of(obj)
     elif inspect.isfunction(obj) or inspect.ismethod(obj):
@@ -248,7 +359,12 @@ def tool(obj: Any, *, name: str | None = None, description: str | None = None) -
         raise ConfigError(f"tool() takes a typed function or a pydantic model class; got "
                           f"{obj!r}")
     parameters.pop("title", None)
-    parameters.setdefault("properties", {})
+    parameters.pop("description", None)  # it is the function's description
+    properties = parameters.setdefault("properties", {})
+    for param, text in _param_docs(obj).items():
+        prop = properties.get(param)
+        if isinstance(prop, dict) and text and "description" not in prop:
+            prop["description"] = text
     return {
         "type": "function",
         "function": {

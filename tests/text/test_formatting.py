@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import pydantic
@@ -215,6 +217,100 @@ def test_tool_needs_annotations() -> None:
         fmt.tool(untyped)
     with pytest.raises(l0.ConfigError, match="typed function or a pydantic model"):
         fmt.tool(42)
+
+
+def test_tool_parameters_with_any_name_keep_their_names() -> None:
+    def f(_x: int, model_config: int, json: str, schema: str = "s") -> None:
+        """Odd names."""
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pydantic warns when a field shadows a model attribute
+        params = fmt.tool(f)["function"]["parameters"]
+    assert params == {
+        "type": "object",
+        "properties": {
+            "_x": {"type": "integer", "title": "X"},
+            "model_config": {"type": "integer", "title": "Model Config"},
+            "json": {"type": "string", "title": "Json"},
+            "schema": {"type": "string", "title": "Schema", "default": "s"},
+        },
+        "required": ["_x", "model_config", "json"],
+    }
+
+
+def test_tool_parameter_types_without_a_schema_are_config_errors() -> None:
+    def unresolved(x: int, later: Undefined) -> None:  # type: ignore[name-defined]  # noqa: F821
+        pass
+
+    def callback(cb: Callable[[int], int]) -> None:
+        pass
+
+    with pytest.raises(l0.ConfigError, match=r"tool unresolved: .*parameter 'later' cannot be "
+                                             r"resolved .*Undefined"):
+        fmt.tool(unresolved)
+    with pytest.raises(l0.ConfigError, match=r"tool callback: no JSON Schema .*parameter 'cb'"):
+        fmt.tool(callback)
+
+
+def test_tool_description_is_the_models_own_docstring() -> None:
+    class Undocumented(pydantic.BaseModel):
+        a: int
+
+    class Documented(pydantic.BaseModel):
+        """A documented model.
+
+        Args:
+            a: the first number.
+        """
+
+        a: int
+
+    assert fmt.tool(Undocumented)["function"]["description"] == ""
+    function = fmt.tool(Documented)["function"]
+    assert function["description"] == "A documented model."
+    assert function["parameters"] == {
+        "type": "object", "required": ["a"],
+        "properties": {"a": {"type": "integer", "title": "A", "description": "the first number."}},
+    }
+
+
+def test_tool_parameter_descriptions_from_the_docstring() -> None:
+    def google(city: str, days: int = 1) -> str:
+        """Get the weather.
+        Args:
+            city (str): The city
+                name.
+            days: How many days.
+
+        Returns:
+            str: a forecast
+        """
+        return city
+
+    def numpy(city: str, days: int = 1) -> str:
+        """Get the weather.
+
+        Parameters
+        ----------
+        city : str
+            The city name.
+        days : int, optional
+            How many days.
+
+        Returns
+        -------
+        str
+        """
+        return city
+
+    for fn in (google, numpy):
+        function = fmt.tool(fn)["function"]
+        assert function["description"] == "Get the weather."
+        props = function["parameters"]["properties"]
+        assert props["city"]["description"] == "The city name."
+        assert props["days"]["description"] == "How many days."
+    assert "description" not in fmt.tool(get_weather)["function"]["parameters"]["properties"][
+        "days"]
 
 
 def test_parse_function_calls_in_text_and_fences() -> None:
