@@ -11,7 +11,9 @@ How each delimiter style keeps content inside its block:
 ``xml``
     ``<label>...</label>``; any tag in the content naming the block's label (``</label>``,
     ``< / LABEL >``, ``<label attr>``, any case or spacing) gets its ``<`` written as
-    ``&lt;``. Other markup in the content is left alone (code stays readable).
+    ``&lt;``. Other markup in the content is left alone (code stays readable). Tags are
+    matched on the text as a reader sees it (NFKC, look-alikes folded, invisible format
+    characters dropped); the escape is applied to the original.
 ``markdown``
     A heading and a fenced code block whose fence is one backtick longer than the longest
     backtick run in the content (CommonMark: a fence closes only on a run at least as long).
@@ -25,6 +27,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,13 +50,71 @@ def _label(label: str) -> str:
     return clean
 
 
+# Look-alikes NFKC leaves alone: Cyrillic and Greek letters that read as Latin ones, and
+# angle quotes and brackets that read as ``<``, ``>``, ``[``, ``]``.
+_CONFUSABLES = str.maketrans({
+    "\u0430": "a", "\u0441": "c", "\u0435": "e", "\u043e": "o", "\u0440": "p",
+    "\u0445": "x", "\u0443": "y", "\u0456": "i", "\u0458": "j", "\u0455": "s",
+    "\u04bb": "h", "\u0501": "d", "\u051b": "q", "\u051d": "w", "\u03bf": "o",
+    "\u03b1": "a", "\u03b5": "e", "\u03b9": "i", "\u03ba": "k", "\u03bd": "v",
+    "\u03c1": "p", "\u03c4": "t", "\u03c5": "u", "\u03c7": "x",
+    "\u2039": "<", "\u203a": ">", "\u2329": "<", "\u232a": ">", "\u27e8": "<",
+    "\u27e9": ">", "\u3008": "<", "\u3009": ">", "\u02c2": "<", "\u02c3": ">",
+    "\u2044": "/", "\u2215": "/", "\u29f8": "/", "\u27e6": "[", "\u27e7": "]",
+    "\u3010": "[", "\u3011": "]", "\u301a": "[", "\u301b": "]",
+})
+
+
+def _folded(content: str) -> tuple[str, list[int]]:
+    """``content`` as a reader sees it (NFKC, look-alikes folded, invisible format
+    characters dropped, lower case) and, for each of its characters, the index of the
+    original character it came from."""
+    if content.isascii():
+        return content.lower(), list(range(len(content)))
+    out: list[str] = []
+    where: list[int] = []
+    for i, ch in enumerate(content):
+        if ch.isascii():
+            out.append(ch.lower())
+            where.append(i)
+            continue
+        if unicodedata.category(ch) == "Cf":
+            continue  # zero-width spaces and joiners, direction marks: invisible
+        folded = unicodedata.normalize("NFKC", ch).lower().translate(_CONFUSABLES)
+        out.append(folded)
+        where.extend([i] * len(folded))
+    return "".join(out), where
+
+
+def _escape_at(content: str, pattern: re.Pattern[str], escaped: str) -> str:
+    """``content`` with the original character of each ``pattern`` match's first character
+    (in the folded view) replaced by ``escaped``."""
+    folded, where = _folded(content)
+    hits = [where[m.start()] for m in pattern.finditer(folded)]
+    if not hits:
+        return content
+    pieces, last = [], 0
+    for i in hits:
+        pieces.append(content[last:i])
+        pieces.append(escaped)
+        last = i + 1
+    pieces.append(content[last:])
+    return "".join(pieces)
+
+
 def _escape_tags(content: str, name: str) -> str:
-    return re.sub(rf"<(?=\s*/?\s*{re.escape(name)}(?![\w-]))", "&lt;", content,
-                  flags=re.IGNORECASE)
+    return _escape_at(content, re.compile(rf"<(?=\s*/?\s*{re.escape(name.lower())}(?![\w-]))"),
+                      "&lt;")
 
 
 def _escape_brackets(content: str, name: str) -> str:
-    return re.sub(rf"\[(?=\s*/?\s*{re.escape(name)}\s*\])", r"\\[", content, flags=re.IGNORECASE)
+    return _escape_at(content, re.compile(rf"\[(?=\s*/?\s*{re.escape(name.lower())}\s*\])"),
+                      "\\[")
+
+
+def _title(label: str) -> str:
+    """A markdown heading's text: one line, no backticks."""
+    return " ".join(label.replace("`", " ").split()) or "Context"
 
 
 def context(content: str, label: str = "context", delimiter: str = "xml") -> str:
@@ -66,8 +127,7 @@ def context(content: str, label: str = "context", delimiter: str = "xml") -> str
     if delimiter == "markdown":
         longest = max((len(run) for run in re.findall(r"`+", content)), default=0)
         fence = "`" * max(3, longest + 1)
-        title = label.strip() or "Context"
-        return f"## {title}\n\n{fence}\n{content}\n{fence}"
+        return f"## {_title(label)}\n\n{fence}\n{content}\n{fence}"
     if delimiter == "brackets":
         tag = name.upper()
         return f"[{tag}]\n{_escape_brackets(content, tag)}\n[/{tag}]"
