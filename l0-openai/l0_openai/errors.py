@@ -70,6 +70,7 @@ _FIELD_CODES: Mapping[str, ErrorCode] = {
     "image_content_policy_violation": ErrorCode.CONTENT_POLICY,
     "bio_policy": ErrorCode.CONTENT_POLICY,
     "misalignment_policy_violation": ErrorCode.CONTENT_POLICY,
+    "moderation_blocked": ErrorCode.CONTENT_POLICY,  # images: the safety system refused
     # the request is wrong
     "invalid_request_error": ErrorCode.BAD_REQUEST,
     "invalid_prompt": ErrorCode.BAD_REQUEST,

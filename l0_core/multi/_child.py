@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 from l0_core.errors import ConfigError, ErrorCode, L0Error
-from l0_core.events import Data, ObservabilityEvent
+from l0_core.events import Data, Media, ObservabilityEvent
 from l0_core.events import ObservabilityEventType as T
 from l0_core.runtime.lifecycle import Isolation
 from l0_core.runtime.options import describe_value
@@ -173,9 +173,11 @@ class TaskResult:
 
     ``status`` is ``"succeeded"``, ``"failed"``, ``"aborted"`` (stopped by the
     orchestration: ``reason`` says why, ``error`` is the ``STREAM_ABORTED`` error) or
-    ``"skipped"`` (never started). ``value`` is what a value task returned (else the
-    text); ``stream`` is the child's :class:`~l0_core.Stream` (``None`` if never started),
-    ``id`` its session id.
+    ``"skipped"`` (never started). ``value`` is what a value task returned (or the last
+    ``l0.Data`` a stream produced), else the text (an audio answer's transcript), else, for
+    a stream that produced only media, its last media piece (an ``l0.Image``); ``stream``
+    is the child's :class:`~l0_core.Stream` (``None`` if never started), ``id`` its
+    session id.
     """
 
     __slots__ = ("_error", "_status", "ended_at", "index", "reason", "started_at", "stream")
@@ -223,9 +225,15 @@ class TaskResult:
     @property
     def value(self) -> Any:
         st = self.state
-        if st is not None and st.data_outputs:
-            return st.data_outputs[-1]
-        return self.text
+        if st is None:
+            return ""
+        media = None
+        for out in reversed(st.data_outputs):
+            if not isinstance(out, Media):
+                return out  # a value task's result, or data the stream produced
+            media = out if media is None else media
+        text = st.content
+        return media if media is not None and not text else text
 
     @property
     def id(self) -> str | None:

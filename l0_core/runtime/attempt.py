@@ -257,7 +257,7 @@ class Attempt:
                 ErrorCode.ZERO_OUTPUT,
             )
         if self.checks.rules:
-            self.checks.complete()
+            self.checks.complete(other_output=self._other_output())
         reason = finish.finish_reason
         if reason == "length" and s.may_continue_on_length():
             s.emit(T.FINISH_REASON, finishReason="length")
@@ -268,11 +268,15 @@ class Attempt:
         if reason not in (None, "stop") and s.listeners:
             s.emit(T.FINISH_REASON, finishReason=reason)
 
+    def _other_output(self) -> bool:
+        """Whether the attempt produced media or tool calls (output besides text)."""
+        st = self.session.state
+        return len(st.tool_calls) > self.tools_from or len(st.data_outputs) > self.data_from
+
     def _empty(self) -> bool:
         st = self.session.state
         return (
-            len(st.tool_calls) == self.tools_from
-            and len(st.data_outputs) == self.data_from
+            not self._other_output()
             and not any(p.strip() for p in st.parts[self.start:])
             and not (self.resume is not None and self.resume.checkpoint.strip())
         )

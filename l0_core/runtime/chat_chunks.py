@@ -10,9 +10,10 @@ and the finish reason are reported at the end; ``content_filter`` raises
 Streamed audio output (``modalities=["text", "audio"]``: ``delta.audio`` with base64
 ``data`` and a ``transcript``) becomes :class:`~l0_core.events.Audio` pieces, and its
 transcript is the text. Audio chunks carry no ``content``, so they never reach the fast path.
-Tool-call arguments that are not a JSON object raise an :class:`~l0_core.L0Error`
-(``INCOMPLETE`` when the model stopped at its length limit, ``UNKNOWN_ERROR`` otherwise,
-both retried); they never become ``{}``. No provider SDK is imported here.
+Tool-call arguments that are not a JSON object (``NaN`` and ``Infinity`` are not JSON) raise
+an :class:`~l0_core.L0Error` (``INCOMPLETE`` when the model stopped at its length limit,
+``UNKNOWN_ERROR`` otherwise, both retried; ``INVALID_STREAM``, not retried, when they are
+nested too deeply for Python to parse); they never become ``{}``. No provider SDK is imported here.
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ def dump_fields(obj: Any) -> Mapping[str, Any] | None:
     return dict(vars(obj))
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+_STRICT = json.JSONDecoder(parse_constant=_not_json)  # NaN and Infinity are not JSON
+
+
 def parse_arguments(
     raw: str, *, name: str, call_id: str, finish_reason: str | None = None
 ) -> dict[str, Any]:
@@ -53,9 +61,16 @@ def parse_arguments(
     if not raw.strip():
         return {}
     try:
-        parsed = json.loads(raw)
+        parsed = _STRICT.decode(raw)
     except ValueError as exc:
         problem = f"are not valid JSON ({exc})"
+    except RecursionError:  # nested deeper than Python's recursion limit: never a real call
+        shown = raw if len(raw) <= 200 else raw[:200] + "..."
+        raise L0Error(
+            f"the arguments of tool call {name!r} ({call_id}) are nested too deeply to "
+            f"parse: {shown!r}", ErrorCode.INVALID_STREAM,
+            metadata={"toolCallId": call_id, "toolName": name, "arguments": raw,
+                      "finishReason": finish_reason}) from None
     else:
         if isinstance(parsed, dict):
             return parsed

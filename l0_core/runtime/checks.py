@@ -145,10 +145,15 @@ class Checks:
                 metadata={"driftTypes": new, "confidence": result.confidence},
             )
 
-    def complete(self) -> None:
-        """Every rule's ``check_complete`` on the whole text, at the end of the attempt."""
+    def complete(self, other_output: bool = False) -> None:
+        """Every rule's ``check_complete`` on the whole text, at the end of the attempt.
+
+        ``other_output``: the attempt produced media or tool calls, so rules that only
+        judge whether there is any output (``judges_emptiness``) are skipped."""
         s = self.session
         rules = self.rules
+        if other_output:
+            rules = [r for r in rules if not getattr(r, "judges_emptiness", False)]
         content = s.state.content
         started = s.clock()
         s.emit(T.GUARDRAIL_PHASE_START, phase="post", ruleCount=len(rules))

@@ -6,7 +6,8 @@ each token starts (``offsets``, character positions, ascending). Windows tokeniz
 once with ``offsets`` and cut it by token index, so windowing stays linear in the document.
 
 :class:`EstimateTokenizer` (name ``"estimate"``) needs nothing: one token per run of up to
-eight letters, per run of up to three digits, and per punctuation mark; whitespace is free.
+eight letters, per run of up to three digits, per punctuation mark, and per character of the
+scripts written without spaces (Han, Hiragana, Katakana, Hangul, Thai); whitespace is free.
 It follows what BPE tokenizers do with words and punctuation instead of counting characters
 (``len(text) // 4`` is far off on text with many short words, numbers or symbols), but it is
 an estimate: use tiktoken for exact counts. Its tokens never straddle whitespace, so a cut at
@@ -51,7 +52,12 @@ class Tokenizer(Protocol):
         ...
 
 
-_TOKEN = r"[^\W\d_]{1,8}|\d{1,3}|[^\w\s]|_+"
+# Scripts written without spaces, where BPE tokenizers spend about one token per character:
+# Thai, Hangul (jamo and syllables), Hiragana, Katakana and Han (CJK ideographs).
+_DENSE = ("\u0e00-\u0e7f\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff"
+          "\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f"
+          "\U00020000-\U0002fa1f")
+_TOKEN = rf"[{_DENSE}]|[^\W\d_{_DENSE}]{{1,8}}|\d{{1,3}}|[^\w\s]|_+"
 _ESTIMATE = re.compile(_TOKEN)
 _ESTIMATE_SPACED = re.compile(rf"(?:{_TOKEN})\s*")  # a token and the whitespace after it
 

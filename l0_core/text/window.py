@@ -13,7 +13,12 @@ How a document is cut (linear in its length):
    second half), a word start, and only then the limit itself. A sentence longer than the
    whole window is the one case where a chunk ends inside a sentence (at a word start).
 3. The next chunk starts at the first boundary of the same kind at most ``overlap`` units
-   before the previous chunk's end, so the overlap is whole sentences (or words).
+   before the previous chunk's end, so the overlap is whole paragraphs or sentences; when
+   none fits (the last sentence is longer than ``overlap``), a sentence start, then a word
+   start. With ``preserve_sentences=True`` every chunk also starts at a sentence start, so
+   the overlap is 0 where no whole sentence fits in it.
+4. Cuts fall on token starts (a BPE token often begins with the space before a word), so
+   no token straddles two chunks and ``token_count`` is exact.
 
 Why ``size`` is in tokens for ``"paragraph"`` and ``"sentence"``: a window exists to fit a
 model's context, which is counted in tokens; those strategies differ only in where they cut.
@@ -41,7 +46,7 @@ _PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
 _SENTENCE = re.compile(r"[.!?\u2026]+[\"'\u2019\u201d)\]]*\s+|[\u3002\uff01\uff1f]+")
 _WHITESPACE = re.compile(r"\s+")
 _ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "st", "prof", "sr", "jr", "vs", "e.g",
-                            "i.e", "cf", "no", "fig", "vol", "pp"})
+                            "i.e", "cf", "fig", "vol", "pp"})
 _OPENERS = "\"'\u2018\u201c([*-"
 
 
@@ -135,7 +140,10 @@ class _Boundaries:
         word_start = stop
         while word_start > 0 and (doc[word_start - 1].isalpha() or doc[word_start - 1] == "."):
             word_start -= 1
-        return doc[word_start:stop].lower() not in _ABBREVIATIONS
+        word = doc[word_start:stop].lower()
+        if word == "no":  # "No. 5" abbreviates "number"; "She said no. Then..." ends
+            return not (i < n and doc[i].isdigit())
+        return word not in _ABBREVIATIONS
 
     @staticmethod
     def last(starts: Sequence[int], lo: int, hi: int) -> int | None:
@@ -180,6 +188,7 @@ class _Cutter:
         self.by_paragraph = strategy == "paragraph"
         self.paragraphs = preserve_paragraphs or self.by_paragraph
         self.strict_sentences = preserve_sentences or strategy in ("sentence", "paragraph")
+        self.whole_sentences = preserve_sentences  # chunks also start at sentence starts
         self.bounds = _Boundaries(doc, need_sentences=True)
 
     def end(self, lo: int, min_end: int, hi: int) -> int:
@@ -198,13 +207,18 @@ class _Cutter:
 
     def overlap_start(self, lo: int, hi: int) -> int | None:
         """Where the next chunk starts: the first boundary in ``[lo, hi)`` of the kind the
-        chunks are cut at (``None``: no overlap)."""
+        chunks are cut at, else a sentence start, else (unless ``preserve_sentences``) a
+        word start (``None``: no overlap)."""
         b = self.bounds
         if self.by_paragraph:
-            return b.first(b.paragraphs, lo, hi)
-        if self.strict_sentences:
-            return b.first(b.sentences, lo, hi)
-        return b.first_word(lo, hi)
+            p = b.first(b.paragraphs, lo, hi)
+            if p is not None:
+                return p
+        if self.strict_sentences:  # (a paragraph strategy falls back to a sentence start)
+            p = b.first(b.sentences, lo, hi)
+            if p is not None or self.whole_sentences:
+                return p
+        return b.first_word(lo, hi)  # a sentence longer than the overlap: a word start
 
 
 def _validate(size: Any, overlap: Any, strategy: Any) -> None:
@@ -216,6 +230,14 @@ def _validate(size: Any, overlap: Any, strategy: Any) -> None:
     if strategy not in STRATEGIES:
         raise ConfigError(f"strategy must be one of {', '.join(map(repr, STRATEGIES))}; "
                           f"got {strategy!r}")
+
+
+def _snap(units: Sequence[int], pos: int, floor: int) -> int:
+    """``pos`` moved back to the start of the token it falls in (a BPE token often starts
+    with the space before a word), unless that is before ``floor``: no token straddles a
+    cut, so each chunk's token count is the count of its own tokens."""
+    k = bisect.bisect_right(units, pos) - 1
+    return units[k] if k >= 0 and units[k] >= floor else pos
 
 
 def _cut(doc: str, units: Sequence[int], size: int, overlap: int,
@@ -233,7 +255,7 @@ def _cut(doc: str, units: Sequence[int], size: int, overlap: int,
         min_end = max(prev_end + 1, start + 1)
         # (a tokenizer may give several tokens one start, as tiktoken does inside a
         # multi-byte character: the limit then never falls behind the previous end)
-        end = cutter.end(start, min_end, max(units[b], min_end))
+        end = _snap(units, cutter.end(start, min_end, max(units[b], min_end)), min_end)
         spans.append((start, end, bisect.bisect_left(units, end) - a))
         prev_end = end
         next_start = end
@@ -241,7 +263,7 @@ def _cut(doc: str, units: Sequence[int], size: int, overlap: int,
             lower = units[max(bisect.bisect_left(units, end) - overlap, 0)]
             found = cutter.overlap_start(max(lower, start + 1), end)
             if found is not None:
-                next_start = found
+                next_start = _snap(units, found, start + 1)
         start = next_start
 
 
@@ -280,6 +302,8 @@ class Window:
         if not isinstance(document, str):
             raise ConfigError(f"document must be a str; got {type(document).__name__}")
         _validate(size, overlap, strategy)
+        if strategy == "char" and tokenizer not in (None, "auto"):
+            resolve_tokenizer(tokenizer)  # not used, but a wrong one is still an error
         tok = None if strategy == "char" else resolve_tokenizer(tokenizer)
         if not document.strip():
             return cls(document, (), size=size, overlap=overlap, strategy=strategy,
@@ -351,7 +375,13 @@ class Window:
 
     def with_context(self, index: int, before: int = 1, after: int = 1) -> Chunk:
         """Chunk ``index`` with the text of up to ``before`` chunks before it and ``after``
-        chunks after it in its ``before`` / ``after`` fields (overlap not repeated)."""
+        chunks after it in its ``before`` / ``after`` fields (overlap not repeated);
+        negative ``index`` counts from the end."""
+        n = len(self.chunks)
+        if type(index) is not int or not -n <= index < n:
+            raise ConfigError(f"with_context: index must be an int from {-n} to {n - 1}; got "
+                              f"{index!r}")
+        index %= n
         chunk = self.chunks[index]
         first = self.chunks[max(index - before, 0)]
         last = self.chunks[min(index + after, len(self.chunks) - 1)]

@@ -78,3 +78,37 @@ async def test_media_of_a_failed_attempt_is_discarded() -> None:
     assert kinds == ["Audio", "ErrorEvent", "Discard", "Audio", "Complete"]
     assert [a.bytes for a in stream.state.data_outputs] == [b"piece 2"]
     assert [(d["length"], d["dataOutputs"]) for d in discards] == [(0, 1)]
+
+
+async def test_media_or_tool_call_only_passes_the_zero_output_rule() -> None:
+    calls = 0
+
+    async def image() -> AsyncIterator[l0.Event]:
+        nonlocal calls
+        calls += 1
+        yield l0.Image(b"\x89PNG", "image/png")
+
+    async def tool() -> AsyncIterator[l0.Event]:
+        nonlocal calls
+        calls += 1
+        yield l0.ToolCall("call_1", "lookup", {"q": "x"})
+
+    for source in (image, tool):
+        calls = 0
+        with instant_backoff():
+            stream = l0.run(stream=source, guardrails=l0.Guardrails.recommended())
+            assert await stream.read() == ""
+        assert calls == 1 and stream.errors == [] and stream.state.violations == []
+
+    async def empty_text() -> AsyncIterator[l0.Event]:  # still judged when nothing else came
+        yield l0.Token("!!!")
+
+    with instant_backoff():
+        stream = l0.run(stream=empty_text, guardrails=l0.Guardrails.recommended(),
+                        retry=l0.Retry.none())
+        try:
+            await stream.read()
+        except l0.GuardrailError as exc:
+            assert exc.violations[0].rule == "zero_output"
+        else:
+            raise AssertionError("punctuation-only text passed")

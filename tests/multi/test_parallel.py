@@ -214,3 +214,24 @@ async def test_bad_input_is_a_config_error(call: Any, message: str) -> None:
 async def test_an_empty_list_gives_an_empty_result() -> None:
     results = await l0.parallel([])
     assert len(results) == 0 and results.all_succeeded
+
+
+async def test_value_of_a_media_stream_is_its_text_or_its_media() -> None:
+    async def spoken() -> Any:
+        yield l0.Audio(b"pcm-1", "audio/pcm")
+        yield l0.Token("Hello")
+        yield l0.Audio(b"pcm-2", "audio/pcm")
+
+    picture = l0.Image(b"\x89PNG", "image/png")
+
+    async def drawn() -> Any:
+        yield picture
+
+    async def with_data() -> Any:
+        yield l0.Token("text")
+        yield l0.Data({"answer": 42})
+        yield l0.Audio(b"pcm", "audio/pcm")
+
+    results = await l0.parallel([spoken, drawn, with_data], retry=l0.Retry.none())
+    assert [r.value for r in results] == ["Hello", picture, {"answer": 42}]
+    assert [a.bytes for a in results[0].state.data_outputs] == [b"pcm-1", b"pcm-2"]

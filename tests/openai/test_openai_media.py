@@ -199,3 +199,26 @@ async def test_audio_model_that_keeps_failing_falls_back() -> None:
         assert len(primary.completion_requests) == 2 and len(backup.completion_requests) == 1
         await assert_all_closed(primary, first)
         await assert_all_closed(backup, second)
+
+
+async def test_moderation_blocked_without_a_type_is_content_policy() -> None:
+    from l0_openai.errors import error_from_fields
+
+    for fields in ({"code": "moderation_blocked"},
+                   {"code": "moderation_blocked", "message": "blocked", "type": None}):
+        err = error_from_fields(fields, where="image", default=l0.ErrorCode.SERVER_ERROR)
+        assert err.code is l0.ErrorCode.CONTENT_POLICY
+
+
+@needs_responses
+async def test_image_refused_by_moderation_is_not_retried() -> None:
+    refused = Turn(partial_images=PARTIALS[:1], error_after=0,
+                   error={"code": "moderation_blocked", "message": "Your request was rejected"})
+    async with OpenAIServer(turns=[refused, Turn(image=IMAGE)]) as server:
+        client = raw_client(server)
+        stream = l0.run(stream=responses_image(client), timeout=FAST)
+        with pytest.raises(l0.ProviderError) as caught:
+            await stream.read()
+        assert caught.value.code is l0.ErrorCode.CONTENT_POLICY
+        assert len(server.completion_requests) == 1 and stream.state.data_outputs == []
+        await assert_all_closed(server, client)

@@ -32,9 +32,19 @@ def test_estimate_counts_words_numbers_and_punctuation() -> None:
 def test_estimate_offsets_match_the_tokens() -> None:
     est = EstimateTokenizer()
     for text in (DOC, "  leading space", "naïve café — 3.14 ü_x", "a\n\nb"):
-        pattern = re.compile(r"[^\W\d_]{1,8}|\d{1,3}|[^\w\s]|_+")
+        pattern = re.compile(r"[^\W\d_]{1,8}|\d{1,3}|[^\w\s]|_+")  # (no dense scripts here)
         assert est.offsets(text) == [m.start() for m in pattern.finditer(text)]
         assert len(est.offsets(text)) == est.count(text)
+
+
+def test_estimate_counts_scripts_without_spaces_per_character() -> None:
+    est = EstimateTokenizer()
+    chinese = "这是一个很长的中文句子，用于测试分词器的估计值。"  # 22 Han, 2 punctuation
+    assert est.count(chinese) == 24
+    assert est.count("テストです") == 5 and est.count("한국어") == 3 and est.count("ภาษา") == 4
+    assert est.count("abc中文 def") == 4  # a Latin run stops at a Han character
+    assert est.offsets("ab中文 cd") == [0, 2, 3, 5]
+    assert est.count("naïve café") == 2  # other letters still run together
 
 
 @pytest.fixture

@@ -185,3 +185,93 @@ def test_windowing_a_megabyte_is_fast() -> None:
     elapsed = time.perf_counter() - started
     assert len(window) > 100
     assert elapsed < 1.5, f"windowing 1 MB took {elapsed:.2f} s"  # ~0.1 s on a laptop core
+
+
+@pytest.mark.parametrize("strategy", ["token", "char", "sentence", "paragraph"])
+@pytest.mark.parametrize(("size", "overlap"), [(300, 50), (200, 30), (800, 150)])
+def test_every_strategy_overlaps_every_pair(strategy: str, size: int, overlap: int) -> None:
+    if strategy == "char":
+        size, overlap = size * 4, overlap * 4
+    window = l0.Window.create(DOC, size=size, overlap=overlap, strategy=strategy,
+                              tokenizer="estimate")
+    check_cover(window, DOC, size, overlap, strategy)
+    shared = [units(DOC[b.start:a.end], strategy) for a, b in itertools.pairwise(window)]
+    assert all(0 < n <= overlap for n in shared), shared
+
+
+def test_paragraph_overlap_prefers_paragraphs_then_sentences() -> None:
+    doc = "\n\n".join(f"Paragraph {i} starts here. It has a second sentence, a bit longer "
+                      f"than the first one. It has a third one too." for i in range(30))
+    window = l0.Window.create(doc, size=80, overlap=20, strategy="paragraph",
+                              tokenizer="estimate")
+    starts = [c.text[:14] for c in list(window)[1:]]
+    assert starts and all(s.startswith(("Paragraph", "It has")) for s in starts), starts
+    assert any(s.startswith("It has") for s in starts)  # a paragraph is longer than 20
+
+
+def test_preserve_sentences_starts_chunks_at_sentences_even_without_overlap() -> None:
+    doc = ("Short one. " + "This sentence is far longer than the overlap allows it to be, "
+           "with many words in it. ") * 20
+    window = l0.Window.create(doc, size=40, overlap=5, preserve_sentences=True,
+                              tokenizer="estimate")
+    assert all(c.text.startswith(("Short", "This")) for c in window)
+    loose = l0.Window.create(doc, size=40, overlap=5, strategy="sentence", tokenizer="estimate")
+    assert all(a.end > b.start for a, b in itertools.pairwise(loose))
+
+
+def test_with_context_negative_index() -> None:
+    window = l0.Window.create(DOC, size=300, overlap=30, tokenizer="estimate")
+    n = len(window)
+    last = window.with_context(-1)
+    assert last == window.with_context(n - 1)
+    assert last.before == DOC[window[n - 2].start:window[n - 1].start] and last.after == ""
+    assert window.with_context(-n).index == 0
+    for bad in (n, -n - 1):
+        with pytest.raises(l0.ConfigError, match="with_context: index must be an int from"):
+            window.with_context(bad)
+
+
+class SpaceFirstTokenizer:
+    """Like GPT tokenizers: a word's token starts with the space before it."""
+
+    name = "space-first"
+    pattern = re.compile(r" ?[^\s]+|\s+")
+
+    def count(self, text: str) -> int:
+        return len(self.pattern.findall(text))
+
+    def offsets(self, text: str) -> list[int]:
+        return [m.start() for m in self.pattern.finditer(text)]
+
+
+@pytest.mark.parametrize("strategy", ["token", "sentence", "paragraph"])
+def test_token_count_is_the_tokenizers_count_of_the_chunk(strategy: str) -> None:
+    tok = SpaceFirstTokenizer()
+    window = l0.Window.create(DOC, size=120, overlap=20, strategy=strategy, tokenizer=tok)
+    assert len(window) > 5
+    for chunk in window:
+        assert chunk.token_count == tok.count(chunk.text) <= 120, chunk.text[-30:]
+    rebuilt = window[0].text + "".join(
+        b.text[a.end - b.start:] for a, b in itertools.pairwise(window))
+    assert rebuilt == DOC
+
+
+def test_no_is_not_an_abbreviation_but_number_is() -> None:
+    doc = "She said no. Then she left the room quietly. See No. 5 for details. The end came."
+    window = l0.Window.create(doc, size=8, overlap=0, strategy="sentence",
+                              tokenizer="estimate")
+    assert [c.text for c in window] == [
+        "She said no. ", "Then she left the room quietly. ", "See No. 5 for details. ",
+        "The end came."]
+    # "No. 5" is not a sentence end: a window too small for the sentence cuts at a word
+    number = l0.Window.create("See No. 5 for details.", size=5, overlap=0,
+                              strategy="sentence", tokenizer="estimate")
+    assert number[0].text == "See No. 5 "  # (old: "See No. ", a sentence end)
+
+
+def test_char_strategy_still_validates_the_tokenizer() -> None:
+    with pytest.raises(l0.ConfigError, match="unknown tokenizer 'bogus'"):
+        l0.Window.create(DOC, strategy="char", tokenizer="bogus")
+    with pytest.raises(l0.ConfigError, match="tokenizer must be"):
+        l0.Window.create(DOC, strategy="char", tokenizer=42)  # type: ignore[arg-type]
+    assert l0.Window.create(DOC, strategy="char", tokenizer="estimate").tokenizer is None

@@ -24,11 +24,14 @@ class ZeroOutputRule(CompletionOnlyRule):
     output, punctuation-only output (an empty JSON ``{}``/``[]`` is fine), and
     output longer than ``noise_length`` characters made of at most two
     distinct characters (``"aaaaaaaaaaaa"``, ``"hahahahahaha"``). All ``error``.
-    The scan stops as soon as the output is clearly real text.
+    The scan stops as soon as the output is clearly real text. An attempt that produced
+    media or tool calls is not empty: the runtime skips this rule for it
+    (``judges_emptiness``).
     """
 
     name = "zero_output"
     default_severity: ClassVar[Severity] = "error"
+    judges_emptiness: ClassVar[bool] = True
 
     __slots__ = ("_noise_length",)
 
