@@ -60,6 +60,19 @@ def check_count(name: str, value: Any, minimum: int = 1) -> int:
     return value
 
 
+def check_seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ConfigError(f"{name} must be a number of seconds (0 or more), not "
+                          f"{describe_value(value)}")
+    return float(value)
+
+
+def check_flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be True or False, not {describe_value(value)}")
+    return value
+
+
 def check_callback(name: str, value: Any) -> None:
     if value is not None and not callable(value):
         raise ConfigError(f"{name} must be a function or None, not {describe_value(value)}")
