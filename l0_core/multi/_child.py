@@ -205,15 +205,18 @@ class TaskResult:
     @property
     def status(self) -> str:
         # a race's winner is handed over still running: its end is the stream's
-        if self._status == "running" and self.stream is not None \
-                and self.stream._session.finished:
-            return "succeeded" if self.stream.state.completed else "failed"
+        stream = self.stream
+        if self._status == "running" and stream is not None and stream.finished:
+            failure = stream.failure
+            return ("succeeded" if stream.state.completed
+                    else "aborted" if failure is None or failure.code is ErrorCode.STREAM_ABORTED
+                    else "failed")  # (aborted or closed by the caller who got it)
         return self._status
 
     @property
     def error(self) -> L0Error | None:
         if self._error is None and self._status == "running" and self.stream is not None:
-            return self.stream._session.failure
+            return self.stream.failure
         return self._error
 
     @property
@@ -300,14 +303,13 @@ class Bus:
 
     def __init__(self, options: RunOptions) -> None:
         from l0_core.context import freeze
-        from l0_core.runtime.stream import _configuration, _listeners
+        from l0_core.runtime.stream import observability_listeners
 
         self.id = _new_id()
         self.context = freeze(options.context)
-        observers = options.observers
-        if observers is None:  # as for the children: the ones configured (l0.toml...)
-            observers = _configuration(options.options.get("config")).observers
-        self.listeners = _listeners(options.on_event, observers, None)
+        # as for the children: with observers=None, the ones configured (l0.toml...)
+        self.listeners = observability_listeners(options.on_event, options.observers,
+                                                 options.options.get("config"))
         self.isolation = Isolation()
         self._mono0 = time.monotonic()
         self._wall0 = time.time() * 1000.0
@@ -322,7 +324,6 @@ class Bus:
 
     def elapsed_ms(self) -> float:
         return (time.monotonic() - self._mono0) * 1000.0
-
 
     def callback(self, name: str, fn: Callable[..., Any] | None, *args: Any) -> None:
         """A user callback of the orchestration (``on_progress``...), plain or async: its

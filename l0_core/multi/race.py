@@ -130,7 +130,7 @@ class LiveStream:
 
     @property
     def error(self) -> L0Error | None:
-        return self.stream._session.failure
+        return self.stream.failure
 
     def __aiter__(self) -> LiveStream:
         return self
@@ -210,7 +210,7 @@ async def _stop_losers(contenders: list[_Contender], winner: int | None, why: st
         await c.result.stream.aclose()  # one that was suspended at its first token
         if c.result.unfinished:
             aborted = L0Error(why, ErrorCode.STREAM_ABORTED)
-            c.result.end(c.result.stream._session.failure or aborted, "aborted")
+            c.result.end(c.result.stream.failure or aborted, "aborted")
 
 
 def _no_winner(results: list[TaskResult], what: str) -> L0Error:
