@@ -200,6 +200,8 @@ async def _stop_losers(contenders: list[_Contender], winner: int | None, why: st
     """Abort every contender but the winner, and wait until each is closed."""
     for c in contenders:
         if c.result.index != winner:
+            if c.result.status == "succeeded":  # it had finished too, in the same moment
+                c.result.reason = f"{why} (it had also finished)"
             c.result.stop(why)
     waiting = [c.task for c in contenders if c.task is not None and c.result.index != winner]
     if waiting:

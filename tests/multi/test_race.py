@@ -358,3 +358,14 @@ async def test_value_tasks_race_too() -> None:
     events = [event async for event in live]
     assert isinstance(events[0], l0.Data) and events[0].data == {"from": "quick"}
     assert events[-1].is_complete
+
+
+async def test_a_loser_that_finished_in_the_same_moment_says_why_it_lost() -> None:
+    async def a() -> str:
+        return "a"
+
+    result = await l0.race([a, a])
+    assert result.winner == 0
+    loser = result.results[1]
+    assert loser.status in ("succeeded", "aborted")
+    assert loser.reason is not None and loser.reason.startswith("lost the race to task 0")

@@ -72,3 +72,27 @@ async def test_a_live_winner_the_caller_aborts_or_closes_is_aborted() -> None:
     closed = await l0.race([slow, _words], win="first_token")
     await closed.aclose()
     assert closed.results[1].status == "aborted"
+
+
+async def test_nested_orchestrations_carry_the_parent_id() -> None:
+    seen: list[l0.ObservabilityEvent] = []
+    T = l0.ObservabilityEventType
+
+    async def answer() -> str:
+        return "a"
+
+    async def nested() -> str:
+        race = await l0.race([answer, answer], on_event=seen.append)
+        return race.text
+
+    results = await l0.parallel([nested], on_event=seen.append, context={"requestId": "r"})
+    assert results.texts == ["a"]
+    [start] = [e for e in seen if e.type is T.RACE_START]
+    assert start.context["parentId"] == results.id
+    race_children = {e.context["parentId"] for e in seen
+                     if e.type is T.SESSION_START and e.context.get("parentId") != results.id}
+    assert race_children == {start.stream_id}
+    # outside any orchestration: no parent
+    seen.clear()
+    await l0.race([answer], on_event=seen.append)
+    assert "parentId" not in seen[0].context
