@@ -29,7 +29,14 @@ from typing import Any
 from l0_core.errors import ConfigError, ErrorCode, L0Error
 from l0_core.events import Event
 from l0_core.events import ObservabilityEventType as T
-from l0_core.multi._child import Bus, RunOptions, TaskResult, check_callback, check_flag
+from l0_core.multi._child import (
+    Bus,
+    RunOptions,
+    TaskResult,
+    check_callback,
+    check_flag,
+    current_orchestration,
+)
 from l0_core.runtime.options import describe_value
 from l0_core.runtime.state import State
 
@@ -87,14 +94,16 @@ class Branch:
 @dataclass
 class StepContext:
     """What a step's functions are told: its ``index`` and ``name``, the number of steps
-    (``total``), the ``previous`` results, and the pipeline's ``metadata`` (a dict the steps
-    may share things in)."""
+    (``total``), the ``previous`` results, the pipeline's ``metadata`` (a dict the steps
+    may share things in) and ``pipeline_id`` (the run's id, the ``parentId`` of its
+    children and of orchestrations started inside the step's functions)."""
 
     index: int
     name: str
     total: int
     previous: list[StepResult]
     metadata: dict[str, Any]
+    pipeline_id: str = ""
 
 
 @dataclass
@@ -269,7 +278,7 @@ class PipelineStream:
         metadata: dict[str, Any] = {}
         current, first_error = self.input, None
         for index, step in enumerate(p.steps):
-            ctx = StepContext(index, step.name, len(p.steps), list(results), metadata)
+            ctx = StepContext(index, step.name, len(p.steps), list(results), metadata, bus.id)
             outcome = StepResult(step.name, index, current)
             results.append(outcome)
             bus.emit(T.PIPELINE_STEP_START, step=step.name, index=index)
@@ -314,12 +323,15 @@ async def _nothing() -> AsyncGenerator[StepEvent, None]:
 
 async def _check(step: Step | Branch, fn: Callable[[Any, StepContext], Any],
                  value: Any, ctx: StepContext) -> Any:
+    token = current_orchestration.set(ctx.pipeline_id or None)  # for nested orchestrations
     try:
         return await _maybe_await(fn(value, ctx))
     except L0Error:
         raise
     except Exception as exc:
         raise _step_bug(step.name, getattr(fn, "__name__", "a function"), exc) from exc
+    finally:
+        current_orchestration.reset(token)
 
 
 async def _run_step(step: Step | Branch, outcome: StepResult, ctx: StepContext,

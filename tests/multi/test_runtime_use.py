@@ -7,11 +7,13 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import l0_core as l0
 from l0_core.events import Complete, Token
+from l0_core.multi import StepContext
 from l0_core.runtime.stream import observability_listeners
 
 MULTI = Path(l0.__file__).parent / "multi"
@@ -96,3 +98,19 @@ async def test_nested_orchestrations_carry_the_parent_id() -> None:
     seen.clear()
     await l0.race([answer], on_event=seen.append)
     assert "parentId" not in seen[0].context
+
+
+async def test_an_orchestration_inside_a_pipeline_step_carries_the_pipeline_id() -> None:
+    seen: list[l0.ObservabilityEvent] = []
+
+    async def answer() -> str:
+        return "a"
+
+    async def ask_twice(value: Any, ctx: StepContext) -> str:
+        voted = await l0.consensus([answer, answer], on_event=seen.append)
+        return voted.text
+
+    result = await l0.pipe([l0.Step("vote", ask_twice)], "in")
+    assert result.output == "a"
+    [start] = [e for e in seen if e.type is l0.ObservabilityEventType.CONSENSUS_START]
+    assert start.context["parentId"] == result.id
