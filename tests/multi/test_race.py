@@ -303,6 +303,17 @@ async def test_hedge_percentiles_need_a_history_or_a_key() -> None:
     assert len(race_module._HISTORIES) <= race_module._MAX_KEYS
 
 
+def test_the_per_key_histories_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    race_module = sys.modules["l0_core.multi.race"]
+    monkeypatch.setattr(race_module, "_HISTORIES", type(race_module._HISTORIES)())
+    monkeypatch.setattr(race_module, "_MAX_KEYS", 2)
+    first = race_module._history_for("a")
+    race_module._history_for("b")
+    assert race_module._history_for("a") is first  # used again: kept, "b" is now the oldest
+    race_module._history_for("c")
+    assert list(race_module._HISTORIES) == ["a", "c"]
+
+
 def test_latency_history_rejects_bad_sizes() -> None:
     with pytest.raises(l0.ConfigError, match="size must be"):
         LatencyHistory(size=0)
