@@ -14,7 +14,9 @@ as one ``Data`` event (a ``str`` as one token), so a value task gets retries and
 too, and its value is ``result.value``.
 
 Each child's ``context`` gets ``parentId`` (the id of the orchestration, which is the
-``stream_id`` of the orchestration's own events) and ``taskIndex``.
+``stream_id`` of the orchestration's own events) and ``taskIndex``. While a task's
+function runs, :data:`current_orchestration` holds that id: an orchestration started
+inside it (a race inside a parallel task) carries it as its own ``parentId``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from l0_core.errors import ConfigError, ErrorCode, L0Error
@@ -34,6 +37,9 @@ from l0_core.runtime.state import State
 from l0_core.runtime.stream import Stream, run
 
 __all__ = ["Bus", "RunOptions", "TaskResult", "consume", "task_list"]
+
+#: the id of the orchestration whose task is running here (``None`` outside any)
+current_orchestration: ContextVar[str | None] = ContextVar("l0_orchestration", default=None)
 
 #: every keyword of ``l0.run`` except ``stream``: what the orchestrations pass on
 RUN_OPTIONS = frozenset(inspect.signature(run).parameters) - {"stream"}
@@ -57,6 +63,19 @@ def check_count(name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{name} must be a whole number, {minimum} or more, not "
                           f"{describe_value(value)}")
+    return value
+
+
+def check_seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ConfigError(f"{name} must be a number of seconds (0 or more), not "
+                          f"{describe_value(value)}")
+    return float(value)
+
+
+def check_flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be True or False, not {describe_value(value)}")
     return value
 
 
@@ -114,7 +133,7 @@ class RunOptions:
             task = task["stream"]
         options = dict(opts.options)
         options["context"] = {**opts.context, "parentId": parent_id, "taskIndex": index}
-        return run(stream=task_factory(task), **options)
+        return run(stream=task_factory(task, parent_id), **options)
 
 
 def _never_started() -> Any:
@@ -142,14 +161,19 @@ def task_list(tasks: Any, where: str, minimum: int = 0) -> list[Any]:
     return out
 
 
-def task_factory(task: Callable[..., Any]) -> Callable[..., Any]:
-    """The child's stream factory: calls ``task`` inside the attempt (see the module doc)."""
+def task_factory(task: Callable[..., Any], parent_id: str | None = None) -> Callable[..., Any]:
+    """The child's stream factory: calls ``task`` inside the attempt (see the module doc),
+    with :data:`current_orchestration` set to ``parent_id`` meanwhile."""
     wants_resume = takes_resume(task)
 
     async def open_task(resume: Any = None) -> Any:
-        made = task(resume) if wants_resume else task()
-        if inspect.isawaitable(made) and not hasattr(made, "__aiter__"):
-            made = await made
+        token = current_orchestration.set(parent_id)
+        try:
+            made = task(resume) if wants_resume else task()
+            if inspect.isawaitable(made) and not hasattr(made, "__aiter__"):
+                made = await made
+        finally:
+            current_orchestration.reset(token)
         if isinstance(made, Stream):
             await made.aclose()
             raise L0Error(_NESTED_HINT, ErrorCode.INVALID_STREAM)
@@ -194,15 +218,18 @@ class TaskResult:
     @property
     def status(self) -> str:
         # a race's winner is handed over still running: its end is the stream's
-        if self._status == "running" and self.stream is not None \
-                and self.stream._session.finished:
-            return "succeeded" if self.stream.state.completed else "failed"
+        stream = self.stream
+        if self._status == "running" and stream is not None and stream.finished:
+            failure = stream.failure
+            return ("succeeded" if stream.state.completed
+                    else "aborted" if failure is None or failure.code is ErrorCode.STREAM_ABORTED
+                    else "failed")  # (aborted or closed by the caller who got it)
         return self._status
 
     @property
     def error(self) -> L0Error | None:
         if self._error is None and self._status == "running" and self.stream is not None:
-            return self.stream._session.failure
+            return self.stream.failure
         return self._error
 
     @property
@@ -295,14 +322,15 @@ class Bus:
 
     def __init__(self, options: RunOptions) -> None:
         from l0_core.context import freeze
-        from l0_core.runtime.stream import _configuration, _listeners
+        from l0_core.runtime.stream import observability_listeners
 
         self.id = _new_id()
-        self.context = freeze(options.context)
-        observers = options.observers
-        if observers is None:  # as for the children: the ones configured (l0.toml...)
-            observers = _configuration(options.options.get("config")).observers
-        self.listeners = _listeners(options.on_event, observers, None)
+        parent = current_orchestration.get()
+        self.context = freeze(options.context if parent is None or "parentId" in options.context
+                              else {**options.context, "parentId": parent})
+        # as for the children: with observers=None, the ones configured (l0.toml...)
+        self.listeners = observability_listeners(options.on_event, options.observers,
+                                                 options.options.get("config"))
         self.isolation = Isolation()
         self._mono0 = time.monotonic()
         self._wall0 = time.time() * 1000.0
@@ -317,7 +345,6 @@ class Bus:
 
     def elapsed_ms(self) -> float:
         return (time.monotonic() - self._mono0) * 1000.0
-
 
     def callback(self, name: str, fn: Callable[..., Any] | None, *args: Any) -> None:
         """A user callback of the orchestration (``on_progress``...), plain or async: its

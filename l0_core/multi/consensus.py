@@ -89,8 +89,8 @@ class ConsensusOutput:
 
 @dataclass(frozen=True)
 class Agreement:
-    """Outputs that agree: ``indices`` (task indices), ``count``, ``ratio`` of the
-    outputs that counted, ``type`` (``"exact"``, ``"similar"`` or ``"field"``)."""
+    """Outputs that agree: ``indices`` (task indices), ``count``, ``ratio`` of all the
+    tasks (failed ones included), ``type`` (``"exact"``, ``"similar"`` or ``"field"``)."""
 
     content: Any
     count: int
@@ -264,8 +264,8 @@ def _validate(output: ConsensusOutput, schema: Any) -> None:
     output.value = model.model_dump(mode="json")
 
 
-def _field_votes(valid: Sequence[ConsensusOutput], name: str,
-                 weighted: bool) -> FieldAgreement:
+def _field_votes(valid: Sequence[ConsensusOutput], name: str, weighted: bool,
+                 total: float) -> FieldAgreement:
     votes: dict[str, float] = {}
     values: dict[str, Any] = {}
     for out in valid:
@@ -273,33 +273,67 @@ def _field_votes(valid: Sequence[ConsensusOutput], name: str,
         votes[key] = votes.get(key, 0.0) + (out.weight if weighted else 1.0)
         values.setdefault(key, out.value.get(name))
     top = max(votes, key=lambda k: votes[k])  # (dicts keep order: ties go to the first)
-    total = sum(votes.values()) or 1.0
-    return FieldAgreement(name, values[top], votes[top] / total, votes, len(votes) == 1)
+    # the share of every task (a failed or invalid output is a vote for nothing)
+    return FieldAgreement(name, values[top], votes[top] / (total or 1.0), votes,
+                          len(votes) == 1)
 
 
 def _structured(result: ConsensusResult, valid: list[ConsensusOutput], s: _Settings,
                 failed: int) -> bool:
     """Decide each field by vote; whether the strategy's agreement was reached."""
     weighted = s.strategy == "weighted"
-    fields = {name: _field_votes(valid, name, weighted) for name in s.schema.model_fields}
+    total = _total_weight(result.outputs, weighted)
+    fields = {name: _field_votes(valid, name, weighted, total) for name in s.schema.model_fields}
     result.fields = fields
     result.confidence = sum(f.agreement for f in fields.values()) / (len(fields) or 1)
-    result.consensus = s.schema.model_validate({n: f.value for n, f in fields.items()})
+    combined = _combine(valid, fields, s.schema)
+    result.consensus = combined if combined is not None else _closest_whole(valid, fields,
+                                                                            s.schema)
+    n = len(result.outputs)
     for name, f in fields.items():
         top = _canonical(f.value)
         agree = tuple(o.index for o in valid if _canonical(o.value.get(name)) == top)
         if len(agree) > 1:
-            result.agreements.append(Agreement(f.value, len(agree), len(agree) / len(valid),
+            result.agreements.append(Agreement(f.value, len(agree), len(agree) / n,
                                                agree, "field", name))
         dissent = tuple((o.index, o.value.get(name)) for o in valid
                         if _canonical(o.value.get(name)) != top)
         if dissent:
             result.disagreements.append(Disagreement(dissent, _severity(f.agreement), name))
+    if combined is None:  # the winning fields together are not a valid answer
+        return False
     if s.strategy == "unanimous":
         return failed == 0 and all(f.unanimous for f in fields.values())
     if s.strategy == "best":
         return True
     return all(f.agreement >= s.minimum for f in fields.values())
+
+
+def _total_weight(outputs: Sequence[ConsensusOutput], weighted: bool) -> float:
+    """What shares are shares of: every task (one that failed agrees with nobody)."""
+    return sum(o.weight for o in outputs) if weighted else float(len(outputs))
+
+
+def _combine(valid: Sequence[ConsensusOutput], fields: Mapping[str, FieldAgreement],
+             schema: Any) -> Any:
+    """The schema instance made of each field's winner, or ``None`` when those values
+    together fail the model's own validation (each output was valid alone)."""
+    from pydantic import ValidationError
+
+    try:
+        return schema.model_validate({n: f.value for n, f in fields.items()})
+    except ValidationError:
+        return None
+
+
+def _closest_whole(valid: Sequence[ConsensusOutput], fields: Mapping[str, FieldAgreement],
+                   schema: Any) -> Any:
+    """The whole output with the most winning fields (times its weight; the first on ties)."""
+    def score(o: ConsensusOutput) -> float:
+        won = sum(_canonical(o.value.get(n)) == _canonical(f.value) for n, f in fields.items())
+        return won * (o.weight or 1e-9)
+
+    return schema.model_validate(max(valid, key=score).value)
 
 
 # -- text outputs -----------------------------------------------------------------------------
@@ -308,8 +342,10 @@ def _structured(result: ConsensusResult, valid: list[ConsensusOutput], s: _Setti
 class _Groups:
     """Outputs grouped by similarity, over the similarity matrix of the valid outputs."""
 
-    def __init__(self, valid: list[ConsensusOutput], texts: list[str], s: _Settings) -> None:
+    def __init__(self, valid: list[ConsensusOutput], texts: list[str], s: _Settings,
+                 tasks: int) -> None:
         self.valid = valid
+        self.tasks = tasks  # every task, those that failed included
         self.texts = texts
         self.matrix = SimilarityIndex(texts, s.measure).matrix
         self.members: list[list[int]] = []  # positions in ``valid``
@@ -331,8 +367,10 @@ class _Groups:
         return max(group, key=lambda i: sum(self.matrix[i][j] for j in group if j != i))
 
     def centrality(self, i: int) -> float:
-        n = len(self.valid)
-        return sum(self.matrix[i][j] for j in range(n) if j != i) / (n - 1) if n > 1 else 1.0
+        """How alike output ``i`` is to every other task's (a failed task: not at all)."""
+        n = self.tasks
+        return sum(self.matrix[i][j] for j in range(len(self.valid)) if j != i) / (n - 1) \
+            if n > 1 else 1.0
 
     def ranked(self, weighted: bool) -> list[list[int]]:
         return sorted(self.members, key=lambda g: -self.weight(g, weighted))
@@ -344,7 +382,7 @@ def _text_outcome(result: ConsensusResult, groups: _Groups, s: _Settings,
     weighted = s.strategy == "weighted"
     ranked = groups.ranked(weighted)
     top = ranked[0]
-    total = sum(groups.weight(g, weighted) for g in ranked) or 1.0
+    total = _total_weight(result.outputs, weighted) or 1.0
     share = groups.weight(top, weighted) / total
     _describe_groups(result, groups, ranked, share)
     if s.strategy == "best":
@@ -365,7 +403,7 @@ def _text_outcome(result: ConsensusResult, groups: _Groups, s: _Settings,
 
 def _describe_groups(result: ConsensusResult, groups: _Groups, ranked: list[list[int]],
                      share: float) -> None:
-    n = len(groups.valid)
+    n = groups.tasks
     for g in ranked:
         if len(g) > 1:
             same = all(groups.texts[i] == groups.texts[g[0]] for i in g)
@@ -383,9 +421,7 @@ def _resolve(result: ConsensusResult, valid: list[ConsensusOutput], groups: _Gro
     result.status = "partial"
     result.resolution = s.resolve
     if s.resolve == "best":
-        best = max(range(len(valid)), key=lambda i: valid[i].weight)  # first on ties
-        total = sum(o.weight for o in valid) or 1.0
-        result.confidence = valid[best].weight / total
+        best = _heaviest(valid, groups, result)
         result.consensus = (s.schema.model_validate(valid[best].value) if s.schema is not None
                             else (groups.texts[best] if groups is not None else valid[best].text))
     elif s.resolve == "merge" and groups is not None:
@@ -394,8 +430,28 @@ def _resolve(result: ConsensusResult, valid: list[ConsensusOutput], groups: _Gro
     elif s.resolve == "vote" and groups is not None and s.strategy == "unanimous":
         top = groups.ranked(False)[0]
         result.consensus = groups.texts[groups.centre(top)]
-        result.confidence = len(top) / len(valid)
+        result.confidence = len(top) / len(result.outputs)
     # vote otherwise (and merge for structured output): the per-group / per-field vote above
+
+
+def _heaviest(valid: list[ConsensusOutput], groups: _Groups | None,
+              result: ConsensusResult) -> int:
+    """``resolve_conflicts="best"``: the output that agrees most with the others, times
+    its weight (the first on ties); sets the confidence to its agreement."""
+    def agreement(i: int) -> float:
+        if groups is not None:
+            return groups.centrality(i)
+        fields = result.fields or {}
+        if not fields:
+            return 1.0
+        total = float(len(result.outputs)) or 1.0
+        shares = [sum(_canonical(o.value.get(n)) == _canonical(valid[i].value.get(n))
+                      for o in valid) / total for n in fields]
+        return sum(shares) / len(shares)
+
+    best = max(range(len(valid)), key=lambda i: valid[i].weight * agreement(i))
+    result.confidence = agreement(best)
+    return best
 
 
 def _as_text(out: ConsensusOutput) -> str:
@@ -426,7 +482,7 @@ def _analyse(outputs: list[ConsensusOutput], s: _Settings, bus: Bus) -> Consensu
         reached = _structured(result, valid, s, failed)
         unique = len({_canonical(o.value) for o in valid})
     else:
-        groups = _Groups(valid, [_as_text(o) for o in valid], s)
+        groups = _Groups(valid, [_as_text(o) for o in valid], s, len(outputs))
         result.similarity = groups.matrix
         reached = _text_outcome(result, groups, s, failed)
         unique = len(groups.members)
@@ -482,9 +538,10 @@ async def consensus(
     outputs = await _collect(task_items, opts, s, bus)
     try:
         result = _analyse(outputs, s, bus)
-    except ConsensusError as error:
+    except Exception as error:  # (a ConsensusError; anything else is a bug: still ended)
         bus.emit(T.CONSENSUS_END, status="failed", confidence=None,
-                 durationMs=bus.elapsed_ms(), _error=error)
+                 durationMs=bus.elapsed_ms(),
+                 _error=error if isinstance(error, L0Error) else None)
         raise
     bus.emit(T.CONSENSUS_END, status=result.status, confidence=result.confidence,
              durationMs=bus.elapsed_ms())

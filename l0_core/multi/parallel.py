@@ -11,10 +11,10 @@ not started yet are skipped.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, overload
 
-from l0_core.errors import L0Error
+from l0_core.errors import ConfigError, L0Error
 from l0_core.events import ObservabilityEventType as T
 from l0_core.multi._child import (
     Bus,
@@ -22,9 +22,11 @@ from l0_core.multi._child import (
     TaskResult,
     check_callback,
     check_count,
+    check_flag,
     consume,
     task_list,
 )
+from l0_core.runtime.options import describe_value
 
 __all__ = ["ParallelResult", "batched", "parallel", "sequential"]
 
@@ -111,13 +113,18 @@ class _Fanout:
             self.finished(result)
 
     def finished(self, result: TaskResult) -> None:
+        skipped: list[TaskResult] = []
         if result.error is not None and result.status == "failed" and self.fail_fast:
             reason = f"fail_fast: task {result.index} failed ({result.error.code.value})"
             for other in self.results:
+                pending = other.status == "pending"
                 other.stop(reason)
-        self.done += 1
-        self.bus.callback("on_result", self.on_result, result)
-        self.bus.callback("on_progress", self.on_progress, self.done, len(self.results))
+                if pending:
+                    skipped.append(other)
+        for ended in (result, *skipped):  # a skipped task is reported too: progress ends at n/n
+            self.done += 1
+            self.bus.callback("on_result", self.on_result, ended)
+            self.bus.callback("on_progress", self.on_progress, self.done, len(self.results))
 
     async def run(self) -> list[TaskResult]:
         indices = iter(range(len(self.tasks)))
@@ -148,6 +155,7 @@ async def parallel(
     """
     task_items = task_list(tasks, "parallel")
     check_count("concurrency", concurrency)
+    check_flag("fail_fast", fail_fast)
     check_callback("on_progress", on_progress)
     check_callback("on_result", on_result)
     opts = RunOptions(options, "parallel")
@@ -156,7 +164,10 @@ async def parallel(
     bus.emit(T.PARALLEL_START, total=len(task_items), concurrency=concurrency,
              failFast=fail_fast)
     fan = _Fanout(task_items, opts, concurrency, fail_fast, on_progress, on_result, bus)
-    results = await fan.run()
+    return _ended(bus, await fan.run())
+
+
+def _ended(bus: Bus, results: list[TaskResult]) -> ParallelResult:
     result = ParallelResult(results, bus.id, bus.elapsed_ms() / 1000.0)
     bus.emit(T.PARALLEL_END, total=len(results), succeeded=len(result.succeeded),
              failed=len(result.failed), durationMs=bus.elapsed_ms())
@@ -194,8 +205,13 @@ async def batched(
     ``handler(item)`` returns a stream (or an awaitable of one) or is an async function
     returning a value, like any task.
     """
+    if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
+        raise ConfigError(f"batched: items must be a list (or another iterable) of inputs "
+                          f"for the handler, not {describe_value(items)}")
     task_list([handler], "batched")  # a ConfigError that says why, if it is not a function
     check_count("batch_size", batch_size)
+    check_callback("on_progress", on_progress)
+    check_callback("on_result", on_result)
     values = list(items)
     opts = RunOptions(options, "batched")
     bus = Bus(opts)
@@ -213,10 +229,7 @@ async def batched(
                       progress, on_result, bus, base=start)
         results.extend(await fan.run())
         done += len(chunk)
-    result_set = ParallelResult(results, bus.id, bus.elapsed_ms() / 1000.0)
-    bus.emit(T.PARALLEL_END, total=len(results), succeeded=len(result_set.succeeded),
-             failed=len(result_set.failed), durationMs=bus.elapsed_ms())
-    return result_set
+    return _ended(bus, results)
 
 
 def _bind(handler: Callable[[Any], Any], item: Any) -> Callable[[], Any]:

@@ -17,16 +17,26 @@ A failed step stops the pipeline (``stop_on_error=True``, the default: status
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from l0_core.errors import ConfigError, ErrorCode, L0Error
 from l0_core.events import Event
 from l0_core.events import ObservabilityEventType as T
-from l0_core.multi._child import Bus, RunOptions, TaskResult
+from l0_core.multi._child import (
+    Bus,
+    RunOptions,
+    TaskResult,
+    check_callback,
+    check_flag,
+    current_orchestration,
+)
 from l0_core.runtime.options import describe_value
 from l0_core.runtime.state import State
 
@@ -46,6 +56,17 @@ class Step:
     condition: Callable[[Any, StepContext], Any] | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        where = f"step {self.name!r}"
+        if not callable(self.fn):
+            raise ConfigError(f"{where}: fn must be a function (input, context) -> a stream "
+                              f"factory or a value, not {describe_value(self.fn)}")
+        check_callback(f"{where}: transform", self.transform)
+        check_callback(f"{where}: condition", self.condition)
+        if not isinstance(self.options, Mapping):
+            raise ConfigError(f"{where}: options must be a mapping of l0.run options, not "
+                              f"{describe_value(self.options)}")
+
 
 @dataclass
 class Branch:
@@ -57,25 +78,40 @@ class Branch:
     if_true: Step
     if_false: Step | None = None
 
+    def __post_init__(self) -> None:
+        where = f"branch {self.name!r}"
+        if not callable(self.condition):
+            raise ConfigError(f"{where}: condition must be a function (input, context) -> "
+                              f"bool, not {describe_value(self.condition)}")
+        if not isinstance(self.if_true, Step):
+            raise ConfigError(f"{where}: if_true must be an l0 Step, not "
+                              f"{describe_value(self.if_true)}")
+        if self.if_false is not None and not isinstance(self.if_false, Step):
+            raise ConfigError(f"{where}: if_false must be an l0 Step or None, not "
+                              f"{describe_value(self.if_false)}")
+
 
 @dataclass
 class StepContext:
     """What a step's functions are told: its ``index`` and ``name``, the number of steps
-    (``total``), the ``previous`` results, and the pipeline's ``metadata`` (a dict the steps
-    may share things in)."""
+    (``total``), the ``previous`` results, the pipeline's ``metadata`` (a dict the steps
+    may share things in) and ``pipeline_id`` (the run's id, the ``parentId`` of its
+    children and of orchestrations started inside the step's functions)."""
 
     index: int
     name: str
     total: int
     previous: list[StepResult]
     metadata: dict[str, Any]
+    pipeline_id: str = ""
 
 
 @dataclass
 class StepResult:
     """One step's outcome: ``input``, ``output``, ``status`` (``"succeeded"``, ``"failed"``,
-    ``"skipped"``), ``error``, ``branch`` (the step a :class:`Branch` ran), ``task`` (the
-    stream's :class:`TaskResult`, ``None`` for a value step), ``.text`` and ``.state``."""
+    ``"skipped"``, ``"aborted"``: the consumer closed the pipeline during it), ``error``,
+    ``branch`` (the step a :class:`Branch` ran), ``task`` (the stream's
+    :class:`TaskResult`, ``None`` for a value step), ``.text`` and ``.state``."""
 
     name: str
     index: int
@@ -100,7 +136,8 @@ class StepResult:
 @dataclass
 class PipelineResult:
     """``output`` (the last step's), ``steps`` (a :class:`StepResult` each), ``status``
-    (``"succeeded"``, ``"partial"``: a step failed and was passed over, ``"failed"``),
+    (``"succeeded"``, ``"partial"``: a step failed and was passed over, ``"failed"``,
+    ``"aborted"``: closed by its consumer before the end),
     ``error`` (the first failure), ``id`` (the children's ``context["parentId"]``)."""
 
     output: Any
@@ -166,7 +203,7 @@ class Pipeline:
             for s in inner:
                 if s is not None and s.options:
                     RunOptions(s.options, f"step {s.name!r}")
-        self.stop_on_error = stop_on_error
+        self.stop_on_error = check_flag("stop_on_error", stop_on_error)
         self.name = name
         self.options = RunOptions(options, "pipeline")
 
@@ -182,20 +219,58 @@ class Pipeline:
 
 
 class PipelineStream:
-    """The events of one pipeline run (``StepEvent``\\ s); ``result`` when it is over."""
+    """The events of one pipeline run (``StepEvent``\\ s); ``result`` when it is over.
+
+    As for an ``l0.run`` stream, use ``async with`` (or iterate to the end, or
+    ``await aclose()``) so that the current step's upstream is closed as soon as you
+    stop; a ``break`` without it closes it when the iterator is dropped. A run closed
+    early has ``result.status == "aborted"``.
+    """
 
     def __init__(self, pipeline: Pipeline, input: Any) -> None:
         self.pipeline = pipeline
         self.input = input
         self.result: PipelineResult | None = None
-        self._gen: AsyncIterator[StepEvent] | None = None
+        # only a weak reference (as Stream does): a consumer that breaks out and drops the
+        # iterator lets asyncio finalise it, which closes the step's upstream
+        self._gen: weakref.ref[AsyncGenerator[StepEvent, None]] | None = None
+        self._closed = False
+        self._ended: asyncio.Event | None = None  # set when a started run is over
 
     def __aiter__(self) -> AsyncIterator[StepEvent]:
-        if self._gen is None:
-            self._gen = self._run()
-        return self._gen
+        gen = self._gen() if self._gen is not None else None
+        if gen is None:
+            if self._gen is not None or self._closed:  # started once, or closed: over
+                return _nothing()
+            gen = self._run()
+            self._gen = weakref.ref(gen)
+        return gen
 
-    async def _run(self) -> AsyncIterator[StepEvent]:
+    async def aclose(self) -> None:
+        """Stop now: the current step's stream is aborted and its upstream closed."""
+        self._closed = True
+        gen = self._gen() if self._gen is not None else None
+        if gen is not None:
+            await gen.aclose()
+        elif self._ended is not None:  # dropped after a break: asyncio is finalising it
+            await self._ended.wait()
+
+    async def __aenter__(self) -> PipelineStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _run(self) -> AsyncGenerator[StepEvent, None]:
+        self._ended = asyncio.Event()
+        try:
+            async with aclosing(self._steps()) as events:
+                async for event in events:
+                    yield event
+        finally:
+            self._ended.set()
+
+    async def _steps(self) -> AsyncGenerator[StepEvent, None]:
         p = self.pipeline
         bus = Bus(p.options)
         bus.emit(T.PIPELINE_START, name=p.name, steps=[s.name for s in p.steps])
@@ -203,13 +278,18 @@ class PipelineStream:
         metadata: dict[str, Any] = {}
         current, first_error = self.input, None
         for index, step in enumerate(p.steps):
-            ctx = StepContext(index, step.name, len(p.steps), results, metadata)
+            ctx = StepContext(index, step.name, len(p.steps), list(results), metadata, bus.id)
             outcome = StepResult(step.name, index, current)
             results.append(outcome)
             bus.emit(T.PIPELINE_STEP_START, step=step.name, index=index)
             started = time.monotonic()
-            async for event in _run_step(step, outcome, ctx, p.options, bus):
-                yield event
+            try:
+                async with aclosing(_run_step(step, outcome, ctx, p.options, bus)) as events:
+                    async for event in events:
+                        yield event
+            except GeneratorExit:  # closed by the consumer: the step's stream is closed
+                self._aborted(bus, results, outcome)
+                raise
             outcome.duration = time.monotonic() - started
             bus.emit(T.PIPELINE_STEP_END, step=step.name, index=index, status=outcome.status,
                      durationMs=outcome.duration * 1000.0)
@@ -225,19 +305,37 @@ class PipelineStream:
         self.result = PipelineResult(current if status != "failed" else None, results, status,
                                      first_error, bus.id, bus.elapsed_ms() / 1000.0)
 
+    def _aborted(self, bus: Bus, results: list[StepResult], outcome: StepResult) -> None:
+        error = L0Error("the pipeline was closed by its consumer", ErrorCode.STREAM_ABORTED)
+        outcome.status, outcome.error = "aborted", error
+        bus.emit(T.PIPELINE_STEP_END, step=outcome.name, index=outcome.index, status="aborted",
+                 durationMs=None)
+        bus.emit(T.PIPELINE_END, name=self.pipeline.name, status="aborted",
+                 durationMs=bus.elapsed_ms())
+        self.result = PipelineResult(None, results, "aborted", error, bus.id,
+                                     bus.elapsed_ms() / 1000.0)
+
+
+async def _nothing() -> AsyncGenerator[StepEvent, None]:
+    return
+    yield  # (an async generator that yields nothing)
+
 
 async def _check(step: Step | Branch, fn: Callable[[Any, StepContext], Any],
                  value: Any, ctx: StepContext) -> Any:
+    token = current_orchestration.set(ctx.pipeline_id or None)  # for nested orchestrations
     try:
         return await _maybe_await(fn(value, ctx))
     except L0Error:
         raise
     except Exception as exc:
         raise _step_bug(step.name, getattr(fn, "__name__", "a function"), exc) from exc
+    finally:
+        current_orchestration.reset(token)
 
 
 async def _run_step(step: Step | Branch, outcome: StepResult, ctx: StepContext,
-                    options: RunOptions, bus: Bus) -> AsyncIterator[StepEvent]:
+                    options: RunOptions, bus: Bus) -> AsyncGenerator[StepEvent, None]:
     """Run one step (or branch) into ``outcome``, yielding its stream's events."""
     try:
         chosen: Step | None
@@ -252,15 +350,16 @@ async def _run_step(step: Step | Branch, outcome: StepResult, ctx: StepContext,
                                                    ctx)):
             outcome.status, outcome.output = "skipped", outcome.input
             return
-        async for event in _stream_step(chosen, outcome, replace(ctx, name=chosen.name),
-                                        options, bus):
-            yield event
+        async with aclosing(_stream_step(chosen, outcome, replace(ctx, name=chosen.name),
+                                         options, bus)) as events:
+            async for event in events:
+                yield event
     except L0Error as error:
         outcome.status, outcome.error = "failed", error
 
 
 async def _stream_step(step: Step, outcome: StepResult, ctx: StepContext, options: RunOptions,
-                       bus: Bus) -> AsyncIterator[StepEvent]:
+                       bus: Bus) -> AsyncGenerator[StepEvent, None]:
     made = await _check(step, step.fn, outcome.input, ctx)
     overrides: Mapping[str, Any] = {}
     if isinstance(made, Mapping) and "stream" in made:
@@ -281,6 +380,11 @@ async def _stream_step(step: Step, outcome: StepResult, ctx: StepContext, option
                 yield StepEvent(step.name, ctx.index, event)
         except L0Error as error:
             task.end(error)
+            raise
+        except GeneratorExit:  # the consumer stopped: close the upstream now
+            await task.stream.aclose()
+            task.end(L0Error("the pipeline was closed by its consumer",
+                             ErrorCode.STREAM_ABORTED), "aborted")
             raise
         task.end(None)
         output = task.value

@@ -28,8 +28,10 @@ __all__ = ["Pool", "PoolStats", "create_pool"]
 
 @dataclass(frozen=True)
 class PoolStats:
-    """A snapshot: operations ``submitted``, ``succeeded``, ``failed``; ``queued`` and
-    ``active`` now; the most ever ``queued`` and ``active`` at once."""
+    """A snapshot: operations ``submitted``, ``succeeded``, ``failed``, ``cancelled`` (by
+    their caller, waiting in the queue or running); ``queued`` and ``active`` now; the
+    most ever ``queued`` and ``active`` at once. ``completed`` counts every operation
+    that has ended (``succeeded + failed + cancelled``)."""
 
     submitted: int
     succeeded: int
@@ -38,10 +40,11 @@ class PoolStats:
     active: int
     peak_queued: int
     peak_active: int
+    cancelled: int = 0
 
     @property
     def completed(self) -> int:
-        return self.succeeded + self.failed
+        return self.succeeded + self.failed + self.cancelled
 
 
 class Pool:
@@ -61,7 +64,7 @@ class Pool:
         self._workers: list[asyncio.Task[None]] = []
         self._closed = False
         self._active = 0
-        self._submitted = self._succeeded = self._failed = 0
+        self._submitted = self._succeeded = self._failed = self._cancelled = 0
         self._peak_queued = self._peak_active = 0
 
     @property
@@ -76,7 +79,7 @@ class Pool:
     @property
     def stats(self) -> PoolStats:
         return PoolStats(self._submitted, self._succeeded, self._failed, len(self._queue),
-                         self._active, self._peak_queued, self._peak_active)
+                         self._active, self._peak_queued, self._peak_active, self._cancelled)
 
     def _condition(self) -> asyncio.Condition:
         if self._changed is None:  # made in the running loop, on first use
@@ -143,6 +146,7 @@ class Pool:
     async def _run(self, task: Any, opts: RunOptions, index: int,
                    future: asyncio.Future[TaskResult]) -> TaskResult | None:
         if future.cancelled():  # the caller gave up while it waited in the queue
+            self._cancelled += 1
             return None
         result = TaskResult(index)
         result.begin(opts.child(task, index, self._bus.id))
@@ -155,6 +159,8 @@ class Pool:
         result.end(await consume(result))
         if result.ok:
             self._succeeded += 1
+        elif future.cancelled():
+            self._cancelled += 1
         else:
             self._failed += 1
         return result

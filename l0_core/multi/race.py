@@ -28,14 +28,22 @@ import asyncio
 import bisect
 import math
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Literal, overload
 
 from l0_core.errors import ConfigError, ErrorCode, L0Error
 from l0_core.events import Event
 from l0_core.events import ObservabilityEventType as T
-from l0_core.multi._child import Bus, RunOptions, TaskResult, consume, task_list
+from l0_core.multi._child import (
+    Bus,
+    RunOptions,
+    TaskResult,
+    check_count,
+    check_seconds,
+    consume,
+    task_list,
+)
 from l0_core.runtime.options import describe_value
 from l0_core.runtime.state import State
 from l0_core.runtime.stream import Stream
@@ -122,7 +130,7 @@ class LiveStream:
 
     @property
     def error(self) -> L0Error | None:
-        return self.stream._session.failure
+        return self.stream.failure
 
     def __aiter__(self) -> LiveStream:
         return self
@@ -159,16 +167,18 @@ class LiveStream:
 class _Contender:
     """One child of a race, with the task that reads it."""
 
-    __slots__ = ("buffer", "it", "result", "task")
+    __slots__ = ("buffer", "delivered", "it", "result", "task")
 
     def __init__(self, result: TaskResult) -> None:
         self.result = result
         self.buffer: list[Event] = []
+        self.delivered = False  # produced content (a token, data, media, a tool call...)
         self.it: AsyncIterator[Event] | None = None
         self.task: asyncio.Task[Any] | None = None
 
     async def until_first_token(self) -> None:
-        """Read up to the first token (or the end): the events read are kept for the
+        """Read up to the first content event (a token, or any other output: a tool
+        call, data, media, a message) or the end: the events read are kept for the
         caller. Raises the child's error."""
         stream = self.result.stream
         assert stream is not None
@@ -179,7 +189,10 @@ class _Contender:
             except StopAsyncIteration:
                 return
             self.buffer.append(event)
-            if event.is_token or event.is_complete:
+            if event.is_token or event.is_data or event.is_tool_call or event.is_message:
+                self.delivered = True
+                return
+            if event.is_complete:  # ended with nothing delivered: it cannot win
                 return
 
 
@@ -187,6 +200,8 @@ async def _stop_losers(contenders: list[_Contender], winner: int | None, why: st
     """Abort every contender but the winner, and wait until each is closed."""
     for c in contenders:
         if c.result.index != winner:
+            if c.result.status == "succeeded":  # it had finished too, in the same moment
+                c.result.reason = f"{why} (it had also finished)"
             c.result.stop(why)
     waiting = [c.task for c in contenders if c.task is not None and c.result.index != winner]
     if waiting:
@@ -197,7 +212,7 @@ async def _stop_losers(contenders: list[_Contender], winner: int | None, why: st
         await c.result.stream.aclose()  # one that was suspended at its first token
         if c.result.unfinished:
             aborted = L0Error(why, ErrorCode.STREAM_ABORTED)
-            c.result.end(c.result.stream._session.failure or aborted, "aborted")
+            c.result.end(c.result.stream.failure or aborted, "aborted")
 
 
 def _no_winner(results: list[TaskResult], what: str) -> L0Error:
@@ -246,7 +261,7 @@ class _Race:
             task = c.task
             if task is None or not task.done() or c.result.error is not None:
                 continue
-            if (self.first_token and c.buffer) or c.result.status == "succeeded":
+            if c.delivered if self.first_token else c.result.status == "succeeded":
                 return c
         return None
 
@@ -272,9 +287,25 @@ class _Race:
     def results(self) -> list[TaskResult]:
         return [c.result for c in self.contenders]
 
-    async def run(self, wait_step: Callable[[], Any]) -> _Contender:
+    async def run(self, wait_step: Callable[[], Any], end: T,
+                  **meta: Callable[[], Any]) -> _Contender:
         """Wait for a winner with ``wait_step`` (which may start contenders); always
-        stop and await the losers, whatever happens (even the caller's cancellation)."""
+        stop and await the losers, whatever happens (even the caller's cancellation),
+        and emit ``end`` (with ``meta``'s values), a winner or not."""
+        try:
+            winner = await self._contest(wait_step)
+        except BaseException as error:
+            self.bus.emit(end, winner=None, durationMs=self.bus.elapsed_ms(),
+                          outcomes=[r.status for r in self.results()],
+                          **{k: f() for k, f in meta.items()},
+                          _error=error if isinstance(error, L0Error) else None)
+            raise
+        self.bus.emit(end, winner=winner.result.index, durationMs=self.bus.elapsed_ms(),
+                      outcomes=[r.status for r in self.results()],
+                      **{k: f() for k, f in meta.items()})
+        return winner
+
+    async def _contest(self, wait_step: Callable[[], Any]) -> _Contender:
         winner: _Contender | None = None
         try:
             winner = await wait_step()
@@ -330,9 +361,7 @@ async def race(
                 return winner
         return contest.winner()
 
-    winner = await contest.run(step)
-    bus.emit(T.RACE_END, winner=winner.result.index, durationMs=bus.elapsed_ms(),
-             outcomes=[r.status for r in contest.results()])
+    winner = await contest.run(step, T.RACE_END)
     if contest.first_token:
         return contest.live(winner)
     return RaceResult(winner.result.index, contest.results(), bus.id,
@@ -346,14 +375,16 @@ class LatencyHistory:
     """Recent times to first token (seconds), for ``hedge(after="p95")``.
 
     Keeps the last ``size`` samples; ``percentile(95)`` is the 95th percentile of them,
-    or ``None`` with fewer than ``minimum`` samples. ``hedge`` records the time to first
-    token of each winner in the history it is given (by default one per process for each
-    ``key``).
+    or ``None`` with fewer than ``minimum`` samples. ``hedge`` records in the history it
+    is given (or the one of its ``key``) the time the caller waited for a first token:
+    from the primary's start to the winner's first token.
     """
 
     __slots__ = ("_recent", "_sorted", "minimum")
 
     def __init__(self, size: int = 200, minimum: int = 10) -> None:
+        check_count("size", size)
+        check_count("minimum", minimum, 0)
         self._recent: deque[float] = deque(maxlen=size)
         self._sorted: list[float] = []
         self.minimum = minimum
@@ -376,7 +407,20 @@ class LatencyHistory:
         return len(self._recent)
 
 
-_HISTORIES: dict[str, LatencyHistory] = {}
+#: the histories of ``hedge(key=...)``: the most recently used ``_MAX_KEYS`` keys
+_HISTORIES: OrderedDict[str, LatencyHistory] = OrderedDict()
+_MAX_KEYS = 1024
+
+
+def _history_for(key: str) -> LatencyHistory:
+    history = _HISTORIES.get(key)
+    if history is None:
+        history = _HISTORIES[key] = LatencyHistory()
+        if len(_HISTORIES) > _MAX_KEYS:
+            _HISTORIES.popitem(last=False)
+    else:
+        _HISTORIES.move_to_end(key)
+    return history
 
 
 def _parse_after(after: float | str) -> tuple[float | None, float | None]:
@@ -419,26 +463,16 @@ async def hedge(
     returned live (a :class:`LiveStream`); the others are aborted and closed.
 
     ``after`` is seconds, or ``"p95"`` (any percentile): that percentile of the recent
-    times to first token in ``history`` (``default_after`` until it has 10 samples; by
-    default one history per ``key``, which defaults to the factory's name).
+    times to first token in ``history`` (``default_after`` until it has enough samples),
+    or in the history this process keeps for ``key`` (one of the two is required: a
+    percentile of unrelated requests' latencies means nothing).
     ``factory`` may also be a list of factories: the primary, then each backup in turn.
     """
     factories = task_list(factory if isinstance(factory, list | tuple) else [factory],
                           "hedge", minimum=1)
-    if isinstance(max_extra, bool) or not isinstance(max_extra, int) or max_extra < 0:
-        raise ConfigError(f"max_extra must be a whole number, 0 or more, not "
-                          f"{describe_value(max_extra)}")
-    _parse_after(after)
-    if isinstance(default_after, bool) or not isinstance(default_after, int | float) \
-            or default_after < 0:
-        raise ConfigError(f"default_after must be a number of seconds (0 or more), not "
-                          f"{describe_value(default_after)}")
-    if history is not None and not isinstance(history, LatencyHistory):
-        raise ConfigError(f"history must be an l0_core.multi.LatencyHistory, not "
-                          f"{describe_value(history)}")
-    if history is None:
-        name = key or getattr(factories[0], "__qualname__", None) or "default"
-        history = _HISTORIES.setdefault(name, LatencyHistory())
+    check_count("max_extra", max_extra, 0)
+    check_seconds("default_after", default_after)
+    history = _hedge_history(after, history, key)
     delay = _hedge_delay(after, history, default_after)
     opts = RunOptions(options, "hedge")
     opts.check_tasks(factories)
@@ -463,10 +497,27 @@ async def hedge(
                 bus.emit(T.HEDGE_BACKUP_START, index=n, delayMs=(time.monotonic() - last) * 1e3)
                 last = time.monotonic()
 
-    winner = await contest.run(step)
-    st, began = winner.result.state, winner.result.started_at
+    winner = await contest.run(step, T.HEDGE_END, started=lambda: len(contest.contenders))
+    st, began = winner.result.state, contest.contenders[0].result.started_at
     if st is not None and st.first_token_at is not None and began is not None:
-        history.record(st.first_token_at - began)  # the winner's own time to first token
-    bus.emit(T.HEDGE_END, winner=winner.result.index, durationMs=bus.elapsed_ms(),
-             started=len(contest.contenders))
+        # what the caller waited: a slow primary beaten by a backup counts in full
+        history.record(st.first_token_at - began)
     return contest.live(winner)
+
+
+def _hedge_history(after: float | str, history: Any, key: Any) -> LatencyHistory:
+    seconds, _ = _parse_after(after)
+    if history is not None and not isinstance(history, LatencyHistory):
+        raise ConfigError(f"history must be an l0_core.multi.LatencyHistory, not "
+                          f"{describe_value(history)}")
+    if key is not None and not isinstance(key, str):
+        raise ConfigError(f"key must be a string, not {describe_value(key)}")
+    if history is not None:
+        return history
+    if key is not None:
+        return _history_for(key)
+    if seconds is None:
+        raise ConfigError(f"after={after!r} needs the latencies of the same kind of request: "
+                          f"pass history=l0_core.multi.LatencyHistory() (kept by you) or "
+                          f"key='...' (a history this process keeps for that name)")
+    return LatencyHistory(1, 1)  # fixed seconds: nothing to learn from

@@ -75,6 +75,16 @@ class Stream:
         """Every error of every attempt, in order."""
         return self._session.state.errors
 
+    @property
+    def finished(self) -> bool:
+        """Whether the session is over (completed, failed, aborted or closed)."""
+        return self._session.finished
+
+    @property
+    def failure(self) -> L0Error | None:
+        """What the session ended with when it failed (``None`` otherwise, or not yet)."""
+        return self._session.failure
+
     def raw(self) -> list[Any]:
         """The provider's raw items, when the session was started with ``keep_raw=True``."""
         chunks = self._session.state.raw_chunks
@@ -297,6 +307,20 @@ def _listeners(
     if callbacks is not None and callbacks.wants_events:
         listeners.append(("callbacks", callbacks))
     return listeners
+
+
+def observability_listeners(
+    on_event: Callable[[ObservabilityEvent], Any] | None,
+    observers: Iterable[Any] | None,
+    config: Any = None,
+) -> list[Listener]:
+    """The listeners a session started with these options would have: ``on_event``, the
+    ``observers`` (the configured ones, ``l0.toml``..., when ``None``) and those added by
+    :func:`observe_every_session`. For code that emits events of its own next to
+    sessions (the orchestrations of :mod:`l0_core.multi`)."""
+    if observers is None:
+        observers = _configuration(config).observers
+    return _listeners(on_event, observers, None)
 
 
 def _retry_policy(retry: Retry | str | None, configured: Retry) -> Retry:

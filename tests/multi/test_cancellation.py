@@ -74,6 +74,17 @@ async def test_a_cancelled_pool_caller_aborts_its_operation() -> None:
             with pytest.raises(asyncio.CancelledError):
                 await running
             await pool.drain()
-            assert pool.stats.failed == 1
+            assert (pool.stats.cancelled, pool.stats.failed) == (1, 0)
+            # one cancelled while it waits in the queue counts as cancelled too
+            # (two workers: keep both busy, then queue one)
+            busy = [await pool.submit(ask(client, "m")) for _ in range(2)]
+            queued = await pool.submit(ask(client, "m"))
+            queued.cancel()
+            for f in busy:
+                f.cancel()
+            await pool.drain()
+            stats = pool.stats
+            assert (stats.cancelled, stats.failed, stats.succeeded) == (4, 0, 0)
+            assert stats.completed == stats.submitted == 4
         assert await eventually(lambda: server.abandoned == 1)
         await settled(server, client)

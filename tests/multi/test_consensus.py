@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 
 import l0_core as l0
 from l0_core.multi import ConsensusResult, similarity
@@ -138,11 +138,13 @@ async def test_structured_consensus_votes_each_field() -> None:
     assert result.type == "structured"
     assert result.consensus == City(name="Paris", country="France", population=2_000_000)
     assert result.fields is not None
-    assert result.fields["name"].agreement == 1.0 and result.fields["name"].unanimous
-    assert result.fields["population"].agreement == pytest.approx(2 / 3)
+    # shares of every task: the output that does not validate votes for nothing
+    assert result.fields["name"].agreement == 0.75 and result.fields["name"].unanimous
+    assert result.fields["population"].agreement == 0.5
+    assert result.status == "partial" and result.resolution == "vote"  # 0.5 < 0.6
     [dissent] = result.disagreements
     assert dissent.field == "population" and dissent.values == ((0, 2_100_000),)
-    assert result.confidence == pytest.approx((1 + 1 + 2 / 3) / 3)
+    assert result.confidence == pytest.approx((0.75 + 0.75 + 0.5) / 3)
     assert result.outputs[3].error is not None
     assert result.outputs[3].error.code is l0.ErrorCode.GUARDRAIL_VIOLATION
 
@@ -225,3 +227,77 @@ async def test_a_custom_similarity_function() -> None:
     loose = await l0.consensus([a, b], similarity=lambda x, y: float(x[0].lower() == y[0].lower()))
     assert loose.similarity == [[1.0, 1.0], [1.0, 1.0]]
     assert loose.agreements[0].indices == (0, 1)
+
+
+def _value(text: str) -> Any:
+    async def task() -> str:
+        return text
+
+    return task
+
+
+async def _refuse() -> str:
+    raise ValueError("no answer")
+
+
+async def test_agreement_is_a_share_of_every_task_not_of_those_that_answered() -> None:
+    result = await l0.consensus([_value(AGREED), _refuse, _refuse], retry=l0.Retry.none())
+    assert result.status == "partial" and result.resolution == "vote"  # 1/3 < 0.6
+    assert result.consensus == AGREED
+    assert result.confidence == pytest.approx(1 / 3)
+    best = await l0.consensus([_value(AGREED), _refuse, _refuse], strategy="best",
+                              retry=l0.Retry.none())
+    assert best.confidence == 0.0  # like nobody else: the others said nothing
+    with pytest.raises(l0.ConsensusError, match="no consensus"):
+        await l0.consensus([_value(AGREED), _refuse, _refuse], resolve_conflicts="fail",
+                           retry=l0.Retry.none())
+    weighted = await l0.consensus([_value(AGREED), _refuse, _value(AGREED)],
+                                  strategy="weighted", weights=[1.0, 8.0, 1.0],
+                                  retry=l0.Retry.none())
+    assert weighted.status == "partial" and weighted.confidence == pytest.approx(0.2)
+
+
+async def test_structured_field_agreement_counts_failed_tasks() -> None:
+    async def paris() -> dict[str, Any]:
+        return {"name": "Paris", "country": "France", "population": 1}
+
+    result = await l0.consensus([paris, _refuse, _refuse], schema=City, retry=l0.Retry.none())
+    assert result.fields is not None
+    assert result.fields["name"].agreement == pytest.approx(1 / 3)
+    assert result.status == "partial" and result.confidence == pytest.approx(1 / 3)
+
+
+class Range(BaseModel):
+    lo: int
+    hi: int
+
+    @model_validator(mode="after")
+    def ordered(self) -> Range:
+        if self.lo >= self.hi:
+            raise ValueError("lo must be below hi")
+        return self
+
+
+async def test_winning_fields_that_do_not_validate_together() -> None:
+    tasks = [_value(json.dumps({"lo": 6, "hi": 9})), _value(json.dumps({"lo": 6, "hi": 10})),
+             _value(json.dumps({"lo": 1, "hi": 5})), _value(json.dumps({"lo": 2, "hi": 5}))]
+    # lo: 6 (2 votes) wins, hi: 5 (2 votes) wins; {lo 6, hi 5} is not a valid Range
+    seen: list[l0.ObservabilityEvent] = []
+    result = await l0.consensus(tasks, schema=Range, minimum_agreement=0.5,
+                                on_event=seen.append)
+    assert result.status == "partial"
+    assert result.consensus == Range(lo=6, hi=9)  # the whole answer with most winning fields
+    assert [e.type for e in seen if e.stream_id == result.id][-1] is T.CONSENSUS_END
+    seen.clear()
+    with pytest.raises(l0.ConsensusError, match="no consensus"):
+        await l0.consensus(tasks, schema=Range, minimum_agreement=0.5,
+                           resolve_conflicts="fail", on_event=seen.append)
+    assert seen[-1].type is T.CONSENSUS_END and seen[-1].meta["status"] == "failed"
+
+
+async def test_resolve_best_without_weights_takes_the_most_central_output() -> None:
+    tasks = [_value(DISSENT), _value(AGREED), _value(PARAPHRASE)]
+    assert similarity(AGREED, PARAPHRASE) < 0.99  # three groups of one at threshold 0.99
+    result = await l0.consensus(tasks, resolve_conflicts="best", threshold=0.99)
+    assert result.status == "partial" and result.resolution == "best"
+    assert result.consensus in (AGREED, PARAPHRASE)  # not task 0, the dissent

@@ -96,12 +96,20 @@ async def test_fail_fast_aborts_the_running_streams_and_skips_the_rest() -> None
         client = client_for(server)
         prompts = ["a long answer " * 3, "fail now", "another long answer " * 3, "d", "e", "f"]
         started = time.monotonic()
+        progress: list[tuple[int, int]] = []
+        reported: list[tuple[int, str]] = []
         results = await l0.parallel([ask(client, "m", p) for p in prompts], concurrency=3,
-                                    fail_fast=True)
+                                    fail_fast=True, on_progress=lambda *p: progress.append(p),
+                                    on_result=lambda r: reported.append((r.index, r.status)))
         assert time.monotonic() - started < 0.5  # not the ~1 s the long answers take
         assert [r.status for r in results] == ["aborted", "failed", "aborted", "skipped",
                                                "skipped", "skipped"]
         assert results[0].reason == "fail_fast: task 1 failed (BAD_REQUEST)"
+        # every task is reported, the skipped ones too: progress reaches 6 of 6
+        assert progress == [(n, 6) for n in range(1, 7)]
+        assert sorted(reported) == [(0, "aborted"), (1, "failed"), (2, "aborted"),
+                                    (3, "skipped"), (4, "skipped"), (5, "skipped")]
+        assert reported[:4] == [(1, "failed"), (3, "skipped"), (4, "skipped"), (5, "skipped")]
         assert results[3].stream is None and results[3].error is not None
         assert results[3].error.code is l0.ErrorCode.STREAM_ABORTED
         # the skipped tasks never reached the server; the aborted ones were cut off
@@ -204,6 +212,12 @@ async def test_batched_isolates_each_item() -> None:
         (lambda: l0.parallel([{"stream": print, "timeout": 3}]), "timeout must be"),
         (lambda: l0.batched([1], "handler"), "must be a stream factory"),
         (lambda: l0.batched([1], print, batch_size=0), "batch_size"),
+        (lambda: l0.batched(5, print), "items must be a list"),
+        (lambda: l0.batched("abc", print), "items must be a list"),
+        (lambda: l0.batched([1], print, on_progress=5), "on_progress must be a function"),
+        (lambda: l0.batched([1], print, on_result=5), "on_result must be a function"),
+        (lambda: l0.parallel([], fail_fast="yes"), "fail_fast must be True or False"),
+        (lambda: l0.sequential([], fail_fast=1), "fail_fast must be True or False"),
     ],
 )
 async def test_bad_input_is_a_config_error(call: Any, message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ import l0_core as l0
 from l0_core.multi import StepContext
 from l0_core.testing.openai_server import OpenAIServer, RecordedRequest, Turn
 
-from .support import FAST, client_for, settled, words
+from .support import FAST, client_for, eventually, settled, words
 
 T = l0.ObservabilityEventType
 
@@ -150,3 +151,78 @@ async def test_bad_steps_are_config_errors() -> None:
     result = await l0.pipe([l0.Step("it", lambda v, c: _say(v))], "x")
     assert result.status == "failed" and result.error is not None
     assert "return a stream factory" in result.error.message
+
+
+def _endless(closed: list[str], name: str) -> Any:
+    async def tokens() -> Any:
+        try:
+            for i in range(1000):
+                yield f"{name}{i} "
+                await asyncio.sleep(0.01)
+        finally:
+            closed.append(name)
+
+    return tokens
+
+
+async def test_closing_a_pipeline_stream_closes_the_step_upstream_at_once() -> None:
+    closed: list[str] = []
+    seen: list[l0.ObservabilityEvent] = []
+    pipeline = l0.create_pipeline([l0.Step("talk", lambda v, c: _endless(closed, "a")),
+                                   l0.Step("never", lambda v, c: _endless(closed, "b"))],
+                                  on_event=seen.append)
+    async with pipeline.stream("x") as run:
+        async for event in run:
+            assert event.text == "a0 "
+            break
+    assert closed == ["a"]  # closed when the async with ended, not at garbage collection
+    assert run.result is not None and run.result.status == "aborted"
+    assert [s.status for s in run.result.steps] == ["aborted"]
+    assert run.result.error is not None
+    assert run.result.error.code is l0.ErrorCode.STREAM_ABORTED
+    assert seen[-1].type is T.PIPELINE_END and seen[-1]["status"] == "aborted"
+    assert [e async for e in run] == []  # over
+    # closed from the outside, while it is being read
+    other = pipeline.stream("y")
+    iterator = aiter(other)
+    await anext(iterator)
+    await other.aclose()
+    assert closed == ["a", "a"]
+    # a plain break: closed as soon as the iterator is dropped
+    async for _ in pipeline.stream("z"):
+        break
+    assert await eventually(lambda: closed == ["a", "a", "a"], within=1.0)
+
+
+async def test_previous_holds_only_the_steps_before() -> None:
+    seen: list[list[str]] = []
+
+    def note(value: Any, ctx: StepContext) -> Any:
+        seen.append([r.name for r in ctx.previous])
+        return value
+
+    steps = [l0.Step("one", note), l0.Step("two", note), l0.Step("three", note)]
+    result = await l0.pipe(steps, "in")
+    assert seen == [[], ["one"], ["one", "two"]]
+    assert result.output == "in"
+
+
+def test_bad_steps_and_branches_are_config_errors_up_front() -> None:
+    def fn(value: Any, ctx: StepContext) -> Any:
+        return value
+
+    bad: list[tuple[Any, str]] = [
+        (lambda: l0.Step("a", "not callable"), "fn must be a function"),  # type: ignore[arg-type]
+        (lambda: l0.Step("a", fn, transform=5), "transform must be a function"),  # type: ignore[arg-type]
+        (lambda: l0.Step("a", fn, condition="yes"), "condition must be a function"),  # type: ignore[arg-type]
+        (lambda: l0.Step("a", fn, options=[1]), "options must be a mapping"),  # type: ignore[arg-type]
+        (lambda: l0.Branch("b", lambda v, c: True, if_true="x"), "if_true must be an l0 Step"),  # type: ignore[arg-type]
+        (lambda: l0.Branch("b", lambda v, c: True, if_true=l0.Step("a", fn), if_false=fn),  # type: ignore[arg-type]
+         "if_false must be an l0 Step"),
+        (lambda: l0.Branch("b", True, if_true=l0.Step("a", fn)), "condition must be a function"),  # type: ignore[arg-type]
+        (lambda: l0.create_pipeline([l0.Step("a", fn)], stop_on_error="no"),  # type: ignore[arg-type]
+         "stop_on_error must be True or False"),
+    ]
+    for make, message in bad:
+        with pytest.raises(l0.ConfigError, match=message):
+            make()

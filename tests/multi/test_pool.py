@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -64,19 +64,42 @@ async def test_execute_drain_and_context_manager() -> None:
         await settled(server, client)
 
 
+class _Budget:
+    """A stateful rule: at most 12 characters per session (counted as they stream)."""
+
+    made: ClassVar[list[_Budget]] = []
+
+    def __init__(self) -> None:
+        self.name = "budget"
+        self.streaming = True
+        self.seen = ""
+        _Budget.made.append(self)
+
+    def check_delta(self, delta: str, offset: int) -> list[l0.Violation] | None:
+        self.seen += delta
+        if len(self.seen) > 12:
+            return [l0.Violation("budget", f"{len(self.seen)} characters")]
+        return None
+
+    def check_complete(self, content: str) -> None:
+        return None
+
+
 async def test_operations_never_share_state() -> None:
-    """One rule object in the shared options; each operation checks its own text."""
-    rule = l0.CustomPatternRule([r"SECRET"], message="a secret leaked")
+    """One stateful rule in the shared options: each operation counts its own text only
+    (shared, the four concurrent answers of ~10 characters would exceed 12 together)."""
+    _Budget.made.clear()
     async with OpenAIServer(turns=_echo) as server:
         client = client_for(server)
-        async with l0.create_pool(4, guardrails=[rule], retry=l0.Retry.none()) as pool:
+        async with l0.create_pool(4, guardrails=[_Budget], retry=l0.Retry.none()) as pool:
             results = await asyncio.gather(
-                *(pool.execute(ask(client, "m", p)) for p in ["a", "leak b", "c", "leak d"]))
-        assert [r.ok for r in results] == [True, False, True, False]
-        assert results[0].text == "done a" and results[2].text == "done c"
-        assert results[1].error is not None
-        assert results[1].error.code is l0.ErrorCode.GUARDRAIL_VIOLATION
-        assert pool.stats.failed == 2
+                *(pool.execute(ask(client, "m", p)) for p in ["a b", "c d", "e f", "g h i j k"]))
+        assert [r.text for r in results[:3]] == ["done a b", "done c d", "done e f"]
+        assert [r.ok for r in results] == [True, True, True, False]
+        assert results[3].error is not None
+        assert results[3].error.code is l0.ErrorCode.GUARDRAIL_VIOLATION
+        assert sorted(len(rule.seen) for rule in _Budget.made)[:3] == [8, 8, 8]
+        assert len(_Budget.made) == 4 and pool.stats.failed == 1
         await settled(server, client)
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
 import l0_core as l0
+from l0_core.events import Complete, Token, ToolCall
 from l0_core.multi import LatencyHistory, LiveStream, RaceResult
 from l0_core.testing.openai_server import OpenAIServer, Turn
 
@@ -104,6 +107,56 @@ async def test_a_race_nobody_wins_raises_with_every_error() -> None:
         assert caught.value.code is l0.ErrorCode.ALL_STREAMS_EXHAUSTED
         assert caught.value.metadata["errors"] == ["BAD_REQUEST", "AUTH_ERROR"]
         await settled(server, client)
+
+
+async def test_a_race_or_hedge_without_a_winner_still_ends_on_the_bus() -> None:
+    async def broken() -> str:
+        raise PermissionError("no")
+
+    seen: list[l0.ObservabilityEvent] = []
+    with pytest.raises(l0.L0Error):
+        await l0.race([broken, broken], retry=l0.Retry.none(), on_event=seen.append)
+    own = [e for e in seen if e.type.value.startswith("RACE")]
+    assert [e.type for e in own] == [T.RACE_START, T.RACE_END]
+    assert own[-1]["winner"] is None and own[-1]["outcomes"] == ["failed", "failed"]
+    seen.clear()
+    with pytest.raises(l0.L0Error):
+        await l0.hedge(broken, after=0.0, retry=l0.Retry.none(), on_event=seen.append)
+    own = [e for e in seen if e.type.value.startswith("HEDGE")]
+    assert [e.type for e in own] == [T.HEDGE_START, T.HEDGE_BACKUP_START, T.HEDGE_END]
+    assert own[-1]["winner"] is None and own[-1]["started"] == 2
+    assert own[-1]["outcomes"] == ["failed", "failed"]
+
+
+async def test_first_token_counts_any_output_not_only_text() -> None:
+    async def tool_first() -> AsyncIterator[l0.Event]:
+        await asyncio.sleep(0.01)
+        yield ToolCall("c1", "lookup", {"q": "x"})
+        await asyncio.sleep(0.3)
+        yield Complete("", None, "tool_calls")
+
+    async def text_later() -> AsyncIterator[l0.Event]:
+        await asyncio.sleep(0.1)
+        yield Token("hello")
+        yield Complete("", None, "stop")
+
+    live = await l0.race([text_later, tool_first], win="first_token")
+    assert live.winner == 1 and live.results[0].status == "aborted"
+    events = [event async for event in live]
+    assert [type(e) for e in events] == [ToolCall, Complete]
+
+
+async def test_an_empty_stream_does_not_win_a_first_token_race() -> None:
+    async def empty() -> AsyncIterator[l0.Event]:
+        yield Complete("", None, "stop")
+
+    async def text_later() -> AsyncIterator[l0.Event]:
+        await asyncio.sleep(0.05)
+        yield Token("hello")
+        yield Complete("", None, "stop")
+
+    live = await l0.race([empty, text_later], win="first_token", detect_zero_tokens=False)
+    assert live.winner == 1 and await live.read() == "hello"
 
 
 async def test_first_token_race_hands_over_the_live_winner() -> None:
@@ -229,7 +282,45 @@ async def test_hedge_after_a_percentile_of_recent_times_to_first_token() -> None
     assert start["afterMs"] == pytest.approx(90.0)
     starts = {e.context["taskIndex"]: e.ts for e in seen if e.type is T.SESSION_START}
     assert starts[1] - starts[0] >= 90.0
-    assert len(history) == 11  # the winner's time to first token was recorded
+    assert len(history) == 11  # the time the caller waited for a first token was recorded
+    # ... from the primary's start: the backup started after 90 ms, so at least that
+    assert history._recent[-1] >= 0.09
+
+
+async def test_hedge_percentiles_need_a_history_or_a_key() -> None:
+    with pytest.raises(l0.ConfigError, match=r"history=.*or key="):
+        await l0.hedge(lambda: None, after="p95")
+    with pytest.raises(l0.ConfigError, match="key must be a string"):
+        await l0.hedge(lambda: None, after="p95", key=5)
+
+    async def quick() -> str:
+        return "ok"
+
+    live = await l0.hedge(quick, after="p95", key="test-hedge-key")
+    assert await live.read() == "ok"
+    race_module = sys.modules["l0_core.multi.race"]
+    assert len(race_module._HISTORIES["test-hedge-key"]) == 1
+    assert len(race_module._HISTORIES) <= race_module._MAX_KEYS
+
+
+def test_the_per_key_histories_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    race_module = sys.modules["l0_core.multi.race"]
+    monkeypatch.setattr(race_module, "_HISTORIES", type(race_module._HISTORIES)())
+    monkeypatch.setattr(race_module, "_MAX_KEYS", 2)
+    first = race_module._history_for("a")
+    race_module._history_for("b")
+    assert race_module._history_for("a") is first  # used again: kept, "b" is now the oldest
+    race_module._history_for("c")
+    assert list(race_module._HISTORIES) == ["a", "c"]
+
+
+def test_latency_history_rejects_bad_sizes() -> None:
+    with pytest.raises(l0.ConfigError, match="size must be"):
+        LatencyHistory(size=0)
+    with pytest.raises(l0.ConfigError, match="size must be"):
+        LatencyHistory(size=-1)
+    with pytest.raises(l0.ConfigError, match="minimum must be"):
+        LatencyHistory(minimum=-1)
 
 
 def test_latency_history_is_bounded_and_needs_samples() -> None:
@@ -248,6 +339,8 @@ async def test_hedge_rejects_bad_input() -> None:
         await l0.hedge(lambda: None, after=-1)
     with pytest.raises(l0.ConfigError, match="max_extra must be"):
         await l0.hedge(lambda: None, max_extra=-1)
+    with pytest.raises(l0.ConfigError, match="default_after must be"):
+        await l0.hedge(lambda: None, default_after="1s")
 
 
 async def test_hedge_over_a_list_primary_then_backup_model() -> None:
@@ -276,3 +369,14 @@ async def test_value_tasks_race_too() -> None:
     events = [event async for event in live]
     assert isinstance(events[0], l0.Data) and events[0].data == {"from": "quick"}
     assert events[-1].is_complete
+
+
+async def test_a_loser_that_finished_in_the_same_moment_says_why_it_lost() -> None:
+    async def a() -> str:
+        return "a"
+
+    result = await l0.race([a, a])
+    assert result.winner == 0
+    loser = result.results[1]
+    assert loser.status in ("succeeded", "aborted")
+    assert loser.reason is not None and loser.reason.startswith("lost the race to task 0")
