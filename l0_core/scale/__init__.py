@@ -1,0 +1,9 @@
+"""Beyond one process: live tails, sessions resumed on another worker, shared cooldowns.
+
+- ``shared.py``: what a store shared by many workers adds to the store protocol
+  (a live tail, owners with leases and an atomic claim, counters with expiry);
+  the Redis and PostgreSQL stores (``l0-store-redis``, ``l0-store-postgres``)
+  implement it;
+
+See ``docs/scale-out.md``.
+"""
