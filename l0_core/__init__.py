@@ -64,6 +64,9 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS resol
     from l0_core.runtime.retry import Retry, RetryContext
     from l0_core.runtime.state import State
     from l0_core.runtime.stream import Stream, run
+    from l0_core.scale.attach import attach
+    from l0_core.scale.cooldown import Cooldowns
+    from l0_core.scale.resume import resume
 
 __version__ = "0.1.0"
 
@@ -77,6 +80,7 @@ __all__ = [
     "ConfigError",
     "ContentError",
     "Continuation",
+    "Cooldowns",
     "CustomPatternRule",
     "Data",
     "Discard",
@@ -115,11 +119,13 @@ __all__ = [
     "ToolCall",
     "Violation",
     "__version__",
+    "attach",
     "hookimpl",
     "open_store",
     "register_plugin",
     "reload_config",
     "replay",
+    "resume",
     "run",
     "wrap",
 ]
@@ -171,6 +177,9 @@ _EXPORTS: dict[str, str] = {
     "wrap": "l0_core.plugins.host",
     "open_store": "l0_core.record.store",
     "replay": "l0_core.record.replay",
+    "attach": "l0_core.scale.attach",
+    "Cooldowns": "l0_core.scale.cooldown",
+    "resume": "l0_core.scale.resume",
     "Adapter": "l0_core.runtime.adapters",
     "AdapterSession": "l0_core.runtime.adapters",
     "Finish": "l0_core.runtime.adapters",

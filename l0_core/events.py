@@ -271,6 +271,8 @@ class ObservabilityEventType(enum.StrEnum):
     TOKEN = "TOKEN"  # one per token, and only to an ``on_event`` listener
     DRIFT_CHECK_START = "DRIFT_CHECK_START"
     DRIFT_CHECK_END = "DRIFT_CHECK_END"
+    MODEL_SKIPPED = "MODEL_SKIPPED"  # l0.Cooldowns: a cooling model left out of a session
+    MODEL_COOLDOWN = "MODEL_COOLDOWN"  # l0.Cooldowns: a model started cooling
 
 
 class ObservabilityEvent:

@@ -14,6 +14,7 @@ EXPECTED = {
     "AbortedError", "ContentError", "FatalError", "NetworkError", "ProviderError", "RateLimitError",
     "__version__", "hookimpl", "register_plugin", "reload_config", "run", "wrap",
     "RecordingError", "open_store", "replay",
+    "Cooldowns", "attach", "resume",
 }
 
 
