@@ -9,6 +9,8 @@
     the effective configuration and where each value came from (``l0.toml``,
     ``[tool.l0]`` in ``pyproject.toml``, an ``L0_*`` variable, or the default).
     A configuration error is reported on one line and exits with status 2.
+``l0 sessions list|show ID|export ID|delete ID|expire SECONDS [--store URL] [--json]``
+    recorded sessions (``l0.run(..., record=...)``): see ``l0_core/record/sessions.py``.
 ``l0 demo [SCENARIO ...] [--list]``
     faulty streams recovering live in the terminal; the scenarios come from
     plugins (l0-openai provides them). ``l0 demo --help`` lists them.
@@ -76,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
         "pyproject.toml, L0_* environment variables, defaults) and the source of each value.",
     )
     config.add_argument("--json", action="store_true", help="print a JSON object")
+
+    from l0_core.record.sessions import add_parser as add_sessions
+
+    add_sessions(sub)
 
     sub.add_parser(
         "demo",
@@ -232,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
             return _config(args.json, sys.stdout, sys.stderr)
         if args.command == "demo":
             return _demo(list(args.args))
+        if args.command == "sessions":
+            from l0_core.record.sessions import run as sessions
+
+            return sessions(args, sys.stdout, sys.stderr)
         parser.print_help(sys.stdout)
         return EXIT_OK
     except BrokenPipeError:  # ``l0 plugins | head``: the reader went away, not an error of ours

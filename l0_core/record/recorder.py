@@ -29,6 +29,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from itertools import repeat
 from typing import Any
 
 from l0_core.events import Event, ObservabilityEvent, Token
@@ -44,7 +45,10 @@ BATCH = 256  # entries per batch, at most
 FLUSH_EVERY = 0.5  # seconds: a slow stream's batch is handed over at least this often
 MAX_PENDING = 250_000  # entries waiting for one store's writer, at most
 
+_BATCH2 = 2 * BATCH  # a token takes two entries
 _mono = time.monotonic
+_new = tuple.__new__
+_MS = 1000.0
 # the observability events after which the batch is handed over at once
 _FLUSH_AFTER = frozenset({T.SESSION_START, T.CHECKPOINT_SAVED, T.ERROR, T.ATTEMPT_START,
                           T.FALLBACK_START, T.COMPLETE})
@@ -59,7 +63,7 @@ class Recorder:
     :ivar error: the store's error, when writing failed.
     """
 
-    __slots__ = ("_base", "_buf", "_done", "_final_sent", "_handle", "_meta", "_options",
+    __slots__ = ("_base", "_buf", "_done", "_final_sent", "_handle", "_meta", "_options", "_others",
                  "_submitted", "_waiters", "_written", "attempts", "dropped", "error",
                  "next_seq", "record_text", "store", "stream_id", "writer")
 
@@ -69,7 +73,8 @@ class Recorder:
         self.writer = writer_for(store)
         self.record_text = record_text
         self._options = options
-        self._buf: list[tuple[Any, ...]] = []
+        self._buf: list[Any] = []  # tokens: time, text, time, text...
+        self._others: list[tuple[Any, ...]] = []  # every other event, with its place in _buf
         self._meta: dict[str, Any] = {}
         self._base = (0.0, 0.0)  # (wall ms, monotonic s) at the session's start
         self.stream_id = ""
@@ -85,16 +90,18 @@ class Recorder:
     # -- on the event loop ------------------------------------------------------------------
 
     def token(self, text: str, token: Token) -> None:
-        """Per token (the session's ``notify``): a tuple and an append."""
+        """Per token (the session's ``notify``): its time and its text, two appends (no
+        tuple: a token costs what the benchmark in ``docs/benchmarks.md`` shows)."""
         buf = self._buf
-        buf.append((_mono(), text))
-        if len(buf) >= BATCH:
+        buf.append(_mono())
+        buf.append(text)
+        if len(buf) >= _BATCH2:
             self.flush()
 
     def consumer(self, event: Event) -> None:
         """A consumer event other than a token."""
         kind, data = encode_event(event, self.record_text)
-        self._buf.append((_mono(), kind, data))
+        self._others.append((len(self._buf), _mono(), kind, data))
 
     def __call__(self, event: ObservabilityEvent) -> None:
         """An observability event (the recorder is one of the session's listeners)."""
@@ -103,10 +110,11 @@ class Recorder:
             self._start(event)
         elif kind is T.STREAM_INIT:
             self.attempts += 1
-        self._buf.append((event.ts, kind.value, encode_obs(event, self.record_text), None))
+        self._others.append((len(self._buf), event.ts, kind.value,
+                             encode_obs(event, self.record_text), None))
         if kind is T.SESSION_END:
             self._end(event)
-        elif kind in _FLUSH_AFTER or len(self._buf) >= BATCH:
+        elif kind in _FLUSH_AFTER or len(self._others) >= BATCH:
             self.flush()
         elif self._handle is None:
             self._handle = asyncio.get_running_loop().call_later(FLUSH_EVERY, self._timer)
@@ -117,7 +125,7 @@ class Recorder:
         header = {"format": FORMAT, "streamId": event.stream_id, "startedAt": event.ts,
                   "recordText": self.record_text, "context": jsonable(event.context),
                   **self._options}
-        self._buf.append((event.ts, "session", header, None))
+        self._others.append((len(self._buf), event.ts, "session", header, None))
         self._meta.update(started=event.ts / 1000.0, model=self._options.get("model"),
                           outcome="running", record_text=self.record_text)
         self._handle = asyncio.get_running_loop().call_later(FLUSH_EVERY, self._timer)
@@ -129,7 +137,8 @@ class Recorder:
         code = getattr(error, "code", None)
         if code is not None and code.value == "STREAM_ABORTED":
             outcome = "aborted"
-        summary = next((e[2] for e in reversed(self._buf) if e[1] == "SESSION_SUMMARY"), None)
+        summary = next((e[3] for e in reversed(self._others) if e[2] == "SESSION_SUMMARY"),
+                       None)
         self._meta.update(outcome=outcome, attempts=self.attempts,
                           error=code.value if code is not None else None)
         if isinstance(summary, Mapping):
@@ -153,21 +162,25 @@ class Recorder:
         if self._final_sent:
             return
         buf, self._buf = self._buf, []
+        others, self._others = self._others, []
         meta, self._meta = self._meta, {}
         if final:
             self._final_sent = True
-        if not (buf or meta or final):
+        if not (buf or others or meta or final):
             return
-        if self.dropped or self.error is not None or not self.writer.has_room(len(buf)):
-            self.dropped += len(buf)
+        size = len(buf) // 2 + len(others)
+        if self.dropped or self.error is not None or not self.writer.has_room(size):
+            self.dropped += size
             if not final:
                 self._meta = meta  # kept for the last batch
                 return
-            buf = [(_mono(), "dropped", {"count": self.dropped, "error": repr(self.error)
-                                         if self.error is not None else None})]
+            buf, others = [], [(0, _mono(), "dropped", {
+                "count": self.dropped,
+                "error": repr(self.error) if self.error is not None else None})]
+            size = 1
             meta["dropped"] = self.dropped
         self._submitted += 1
-        self.writer.submit(self, buf, meta, final)
+        self.writer.submit(self, (buf, others), size, meta)
 
     async def wait(self) -> None:
         """Wait until everything handed over so far is written (or has failed)."""
@@ -182,19 +195,37 @@ class Recorder:
 
     # -- on the writer thread ---------------------------------------------------------------
 
-    def encode(self, entries: Sequence[tuple[Any, ...]]) -> list[Record]:
+    def encode(self, batch: tuple[list[Any], list[tuple[Any, ...]]], seq: int
+               ) -> list[Record]:
+        """The records of one batch, numbered from ``seq`` (on the writer thread).
+
+        ``batch`` is ``(tokens, others)``: the tokens as a flat list of monotonic
+        time and text; every other event as ``(its place in that list, time, type,
+        data)``, with a fifth item when the time is already wall-clock ms (the
+        observability events and the header). Runs of tokens become records in
+        C-level maps: this is the writer's per-token work.
+        """
+        tokens, others = batch
         wall0, mono0 = self._base
-        seq = self.next_seq
-        text = self.record_text
-        out = []
-        for entry in entries:
-            if len(entry) == 2:  # a token: (monotonic time, text)
-                ts = wall0 + (entry[0] - mono0) * 1000.0
-                out.append(Record(seq, ts, "token", entry[1] if text else redact(entry[1])))
-            elif len(entry) == 3:  # a consumer event: (monotonic time, type, data)
-                out.append(Record(seq, wall0 + (entry[0] - mono0) * 1000.0, entry[1], entry[2]))
-            else:  # an observability event or the header: (ts, type, data, None)
-                out.append(Record(seq, entry[0], entry[1], entry[2]))
+        offset = wall0 - mono0 * 1000.0
+        out: list[Record] = []
+        pos = 0
+        for other in [*others, (len(tokens),)]:
+            at = other[0]
+            if at > pos:  # the tokens before this event
+                texts: Any = tokens[pos + 1:at:2]
+                times = map(offset.__add__, map(_MS.__mul__, tokens[pos:at:2]))
+                if not self.record_text:
+                    texts = map(redact, texts)
+                n = (at - pos) // 2
+                out.extend(map(_new, repeat(Record),
+                               zip(range(seq, seq + n), times, repeat("token"), texts)))
+                seq += n
+                pos = at
+            if len(other) == 1:
+                break
+            ts = other[1] if len(other) == 5 else offset + other[1] * 1000.0
+            out.append(_new(Record, (seq, ts, other[2], other[3])))
             seq += 1
         return out
 
@@ -250,10 +281,10 @@ class Writer:
     def has_room(self, n: int) -> bool:
         return self.pending + n <= MAX_PENDING
 
-    def submit(self, recorder: Recorder, entries: list[tuple[Any, ...]],
-               meta: dict[str, Any], final: bool) -> None:
-        self.submitted_entries += len(entries)
-        self._queue.put((recorder, entries, meta))
+    def submit(self, recorder: Recorder, batch: tuple[list[Any], list[tuple[Any, ...]]],
+               size: int, meta: dict[str, Any]) -> None:
+        self.submitted_entries += size
+        self._queue.put((recorder, batch, size, meta))
 
     def _append_async(self, stream_id: str, records: Sequence[Record],
                       meta: Mapping[str, Any]) -> None:
@@ -278,27 +309,26 @@ class Writer:
                 items.append(item)
             self._write(items)
 
-    def _write(self, items: list[tuple[Recorder, list[tuple[Any, ...]], dict[str, Any]]]
-               ) -> None:
+    def _write(self, items: list[tuple[Recorder, Any, int, dict[str, Any]]]) -> None:
         by_recorder: dict[int, list[Any]] = {}
         for item in items:
             by_recorder.setdefault(id(item[0]), []).append(item)
         for group in by_recorder.values():
             recorder = group[0][0]
-            entries = [e for item in group for e in item[1]]
             meta: dict[str, Any] = {}
-            for item in group:
-                meta.update(item[2])
             ok, exc = True, None
             try:
                 if recorder.error is None:
-                    records = recorder.encode(entries)
+                    records: list[Record] = []
+                    for item in group:
+                        records.extend(recorder.encode(item[1], recorder.next_seq + len(records)))
+                        meta.update(item[3])
                     if records or meta:
                         self._append(recorder.stream_id, records, jsonable(meta))
                     recorder.next_seq += len(records)
             except Exception as error:
                 ok, exc = False, error
-            self.written_entries += len(entries)
+            self.written_entries += sum(item[2] for item in group)
             for _ in group:
                 recorder.written(ok, exc)
 
@@ -384,7 +414,7 @@ def session_options(
         "timeout": jsonable(timeout.model_dump()) if hasattr(timeout, "model_dump") else None,
         "guardrails": _names(guardrails),
         "drift": bool(drift),
-        "continuation": continuation is not None,
+        "continuation": continuation is True or bool(getattr(continuation, "enabled", False)),
         "adapter": adapter if isinstance(adapter, str) else getattr(adapter, "name", None),
     }
 

@@ -28,7 +28,6 @@ is not valid JSON, breaks the sequence, or exceeds :data:`MAX_ROW_BYTES` gives a
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sqlite3
 import threading
@@ -36,6 +35,8 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from l0_core.record.store import Record, StreamInfo, check_batch, recording_error
 
@@ -46,6 +47,7 @@ APPLICATION_ID = 0x4C305245  # "L0RE"
 ROW_RECORDS = 512  # records per row at most
 MAX_ROW_BYTES = 32 * 1024 * 1024  # a row larger than this is refused when read
 BUSY_TIMEOUT_S = 30.0
+_new = tuple.__new__
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS streams (stream_id TEXT PRIMARY KEY, length INTEGER NOT NULL, "
@@ -76,9 +78,14 @@ class SQLiteStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.path = path_of(url)
+        self.path = path_of(url).absolute()  # the file of the directory it was opened in
         self._lock = threading.Lock()  # one connection, used by one thread at a time
         self._conn: sqlite3.Connection | None = None
+
+    @staticmethod
+    def cache_key(url: str) -> str:
+        """URLs naming one file name one store (``open_store`` keeps one per file)."""
+        return f"sqlite:{path_of(url).absolute()}"
 
     # -- the connection ----------------------------------------------------------------------
 
@@ -215,7 +222,8 @@ class SQLiteStore:
                     f"stream {stream_id}: records {expected}..{seq - 1} are missing",
                     stream_id=stream_id)
             expected = seq + count
-            out.extend(r for r in _decode(stream_id, seq, count, data, size) if r.seq >= from_seq)
+            records = _decode(stream_id, seq, count, data, size)
+            out.extend(records if seq >= from_seq else records[from_seq - seq:])
             if limit is not None and len(out) >= limit:
                 return out[:limit]
         return out
@@ -285,8 +293,8 @@ class _transaction:
 
 def _dumps(value: Any) -> str:
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        return orjson.dumps(value).decode()
+    except (TypeError, ValueError) as exc:  # orjson.JSONEncodeError is a TypeError
         raise recording_error(f"a record holds a value JSON cannot: {exc}") from exc
 
 
@@ -294,7 +302,7 @@ def _rows(stream_id: str, records: Sequence[Record]) -> Iterator[tuple[str, int,
     for start in range(0, len(records), ROW_RECORDS):
         chunk = records[start:start + ROW_RECORDS]
         yield (stream_id, chunk[0].seq, len(chunk),
-               _dumps([(r.ts, r.type, r.data) for r in chunk]))
+               _dumps([r[1:] for r in chunk]))
 
 
 def _decode(stream_id: str, seq: int, count: int, data: str | None, size: int
@@ -304,26 +312,26 @@ def _decode(stream_id: str, seq: int, count: int, data: str | None, size: int
         raise recording_error(f"{where}: a row of {size} bytes is larger than the "
                               f"{MAX_ROW_BYTES} this store reads", stream_id=stream_id, seq=seq)
     try:
-        items = json.loads(data)
-    except (ValueError, TypeError) as exc:
+        items = orjson.loads(data)
+    except (ValueError, TypeError) as exc:  # orjson.JSONDecodeError is a ValueError
         raise recording_error(f"{where}: the row is not valid JSON ({exc})",
                               stream_id=stream_id, seq=seq) from None
     if not isinstance(items, list) or len(items) != count:
         raise recording_error(f"{where}: the row does not hold {count} records",
                               stream_id=stream_id, seq=seq)
-    out = []
-    for i, item in enumerate(items):
-        if (not isinstance(item, list) or len(item) != 3 or not isinstance(item[1], str)
-                or not isinstance(item[0], (int, float))):
-            raise recording_error(f"{where}: record {seq + i} is malformed",
-                                  stream_id=stream_id, seq=seq + i)
-        out.append(Record(seq + i, float(item[0]), item[1], item[2]))
+    try:
+        out = [_new(Record, (i, float(ts), kind, data))
+               for i, (ts, kind, data) in enumerate(items, seq)]
+    except (TypeError, ValueError):  # not three fields, or a time that is not a number
+        out = []
+    if len(out) != count or not all(type(r[2]) is str for r in out):
+        raise recording_error(f"{where}: a record is malformed", stream_id=stream_id, seq=seq)
     return out
 
 
 def _meta(text: str) -> dict[str, Any]:
     try:
-        value = json.loads(text)
+        value = orjson.loads(text)
     except (ValueError, TypeError):
         return {}
     return value if isinstance(value, dict) else {}

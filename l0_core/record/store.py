@@ -267,28 +267,34 @@ def open_store(url: str) -> Store:
     The scheme picks the store among those registered through the
     ``l0_register_stores`` hook; an unknown scheme is a ``ConfigError`` that
     lists the installed ones. One store object is kept per URL in a process, so
-    ``l0.run(record=url)`` and ``l0.replay(id, store=url)`` share it.
+    ``l0.run(record=url)`` and ``l0.replay(id, store=url)`` share it (a factory's
+    optional ``cache_key(url)`` says which URLs name the same store: a relative
+    SQLite path is the file it names in the current directory).
     """
     if not isinstance(url, str) or "://" not in url:
         raise ConfigError(
             f"store: {url!r} is not a store URL; use a URL such as "
             f"'sqlite:///.l0/events.db' or 'memory://'"
         )
-    with _open_lock:
-        store = _open.get(url)
-        if store is not None:
-            return store  # type: ignore[no-any-return]
     from l0_core.plugins.host import get_host
 
     scheme = url.split("://", 1)[0].lower()
     registry = get_host().registry("stores")
     if scheme not in registry:
         raise unknown_scheme(registry, scheme, f"store: {url!r}")
-    made = registry.get(scheme)(url)
+    factory = registry.get(scheme)
+    # a factory may say which URLs name the same store (SQLite: relative paths resolved)
+    key_of = getattr(factory, "cache_key", None)
+    key = key_of(url) if callable(key_of) else url
+    with _open_lock:
+        store = _open.get(key)
+    if store is not None:
+        return store  # type: ignore[no-any-return]
+    made = factory(url)
     if not isinstance(made, Store):
         raise ConfigError(f"store: the {scheme}:// factory returned {made!r}, not a store")
     with _open_lock:
-        return _open.setdefault(url, made)  # type: ignore[no-any-return]
+        return _open.setdefault(key, made)  # type: ignore[no-any-return]
 
 
 def unknown_scheme(registry: Any, scheme: str, where: str) -> ConfigError:

@@ -209,11 +209,23 @@ class Attempt:
     def finish(self) -> Sequence[Event]:
         """The source ended: text still held back, then the end-of-attempt checks."""
         tail = self.held_text()
-        self.end()  # (raises when the attempt failed after all: the tail is not delivered)
-        return (tail,) if tail is not None else ()
+        try:
+            self.end()
+        except BaseException:  # the attempt failed after all: the tail is not delivered
+            if tail is not None:
+                st = self.session.state
+                st._truncate(len(st.parts) - 1)
+            raise
+        if tail is None:
+            return ()
+        notify = self.session.notify
+        if notify is not None:  # only now: a tail that is not delivered is not announced
+            notify(tail.text or "", tail)
+        return (tail,)
 
     def held_text(self) -> Token | None:
-        """Text the deduplication still holds when the source ends, as a last token."""
+        """Text the deduplication still holds when the source ends, as a last token
+        (announced to ``notify`` by :meth:`finish` once the attempt has passed its end)."""
         dedup = self.dedup
         if dedup is None or dedup.done:
             return None
@@ -225,10 +237,7 @@ class Attempt:
         if not tail:
             return None
         st.parts.append(tail)
-        tok = Token(tail)
-        if self.session.notify is not None:
-            self.session.notify(tail, tok)
-        return tok
+        return Token(tail)
 
     def end(self) -> None:
         """The source ended: finish reason, final checks, empty and truncated output."""
