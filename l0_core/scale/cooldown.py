@@ -164,7 +164,7 @@ class _Watcher:
         self.skipped = skipped
         self.session: Any = None
 
-    def __call__(self, event: ObservabilityEvent) -> None:
+    def on_event(self, event: ObservabilityEvent) -> None:
         if event.type is T.SESSION_START and self.skipped:
             # after SESSION_START has reached every listener, the recorder among them
             asyncio.get_running_loop().call_soon(self._tell_skipped)

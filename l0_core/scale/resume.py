@@ -271,7 +271,10 @@ class _ResumedRecorder(Recorder):
     def _start(self, event: ObservabilityEvent) -> None:
         super()._start(event)
         self.stream_id = self._resumed()[0]
-        self._buf[:] = [e for e in self._buf if not (len(e) == 4 and e[1] == "session")]
+        for name in ("_others", "_buf"):  # the header the recorder queued: the log has one
+            entries = getattr(self, name, None)
+            if isinstance(entries, list):
+                entries[:] = [e for e in entries if not _is_header(e)]
 
     def consumer(self, event: Event) -> None:
         kept = self._resumed()[1]
@@ -289,3 +292,6 @@ class _ResumedRecorder(Recorder):
             event = ObservabilityEvent(event.type, event.ts, event.stream_id, event.context, meta)
         super().__call__(event)
 
+
+def _is_header(entry: Any) -> bool:
+    return isinstance(entry, tuple) and len(entry) >= 4 and "session" in entry[1:3]

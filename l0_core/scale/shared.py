@@ -27,10 +27,11 @@ pickle), encoded and checked by :func:`encode_batch` / :func:`decode_batch`.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
+
+import orjson
 
 from l0_core.errors import ConfigError
 from l0_core.record.store import Record, Store, recording_error
@@ -111,9 +112,8 @@ async def wait_for_records(store: Store, stream_id: str, length: int, seconds: f
 def encode_batch(records: Sequence[Record]) -> str:
     """A batch as one JSON text (``RecordingError`` for a value JSON cannot hold)."""
     try:
-        return json.dumps([(r.ts, r.type, r.data) for r in records], ensure_ascii=False,
-                          separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        return orjson.dumps([(r.ts, r.type, r.data) for r in records]).decode()
+    except (TypeError, ValueError) as exc:  # orjson.JSONEncodeError is a TypeError
         raise recording_error(f"a record holds a value JSON cannot: {exc}") from exc
 
 
@@ -125,8 +125,8 @@ def decode_batch(stream_id: str, seq: int, count: int, data: str | bytes) -> lis
         raise recording_error(f"{where}: a batch of {len(data)} bytes is larger than the "
                               f"{MAX_BATCH_BYTES} this store reads", stream_id=stream_id, seq=seq)
     try:
-        items = json.loads(data)
-    except (ValueError, TypeError) as exc:
+        items = orjson.loads(data)
+    except (ValueError, TypeError) as exc:  # orjson.JSONDecodeError is a ValueError
         raise recording_error(f"{where}: the batch is not valid JSON ({exc})",
                               stream_id=stream_id, seq=seq) from None
     if not isinstance(items, list) or len(items) != count:

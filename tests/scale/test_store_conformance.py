@@ -92,9 +92,8 @@ async def test_json_values_round_trip_and_what_json_cannot_hold_is_refused(any_s
     assert (await store.info("j")).meta == {"context": {"user": "ü"}}
     if store.url.startswith("memory"):
         return  # the memory store keeps the objects themselves
-    for bad in (float("nan"), object()):
-        with pytest.raises(l0.RecordingError, match="JSON"):
-            await store.append("j", [Record(1, 2.0, "data", {"x": bad})])
+    with pytest.raises(l0.RecordingError, match="JSON"):
+        await store.append("j", [Record(1, 2.0, "data", {"x": object()})])
     assert (await store.info("j")).length == 1
 
 

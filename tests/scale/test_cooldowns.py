@@ -1,0 +1,75 @@
+"""l0.Cooldowns: a model failing repeatedly is skipped by every worker for a while."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import l0_core as l0
+from l0_core.record import open_store
+from l0_core.testing import Script, ScriptedSource
+
+
+def _events(into: list[Any]) -> Any:
+    def on_event(event: l0.ObservabilityEvent) -> None:
+        if event.type.value.startswith("MODEL_") or event.type.value in (
+                "SESSION_START", "FALLBACK_START"):
+            into.append((event.type.value, {k: v for k, v in event.meta.items()
+                                            if k in ("model", "index", "failures")}))
+
+    return on_event
+
+
+@pytest.mark.parametrize("kind", ["memory", "shared"])
+async def test_a_failing_model_is_skipped_by_every_worker_until_its_cooldown_ends(
+        kind: str, request: pytest.FixtureRequest, instant: None) -> None:
+    url = f"memory://cool-{id(request)}" if kind == "memory" \
+        else request.getfixturevalue("redis_url")
+    workers = [l0.Cooldowns(open_store(f"{url}{'&' if '?' in url else '?'}worker={n}")
+                            if kind == "shared" else url, failures=2, window=30, cooldown=0.6)
+               for n in "ab"]
+    down = ScriptedSource([Script(["x"], fail_after=0)])
+    backup = ScriptedSource([Script(["from ", "backup"], delay=0.05)])
+    seen: list[Any] = []
+    first = await workers[0].run({"primary": down, "backup": backup},
+                                 retry=l0.Retry(max_retries=1), on_event=_events(seen))
+    assert await first.read() == "from backup"
+    assert down.calls == 2  # two failures: the second starts the cooldown
+    assert ("MODEL_COOLDOWN", {"model": "primary", "failures": 2}) in seen
+    assert "primary" in await workers[1].cooling(["primary", "backup"])
+
+    seen.clear()
+    second = await workers[1].run({"primary": down, "backup": backup},
+                                  on_event=_events(seen))  # another worker
+    assert await second.read() == "from backup"
+    assert down.calls == 2  # never tried
+    assert seen[:2] == [("SESSION_START", {}), ("MODEL_SKIPPED", {"model": "primary",
+                                                                   "index": 0})]
+    assert "FALLBACK_START" not in [kind for kind, _ in seen]  # straight to the next model
+
+    await asyncio.sleep(0.7)
+    assert await workers[1].cooling(["primary"]) == {}
+    third = await workers[1].run({"primary": ScriptedSource([Script(["back"])]),
+                                  "backup": backup})
+    assert await third.read() == "back"
+
+
+async def test_every_model_cooling_tries_them_all_and_bad_options_are_clear(instant: None
+                                                                          ) -> None:
+    cooldowns = l0.Cooldowns("memory://all-cool", cooldown=5)
+    for model in ("m1", "m2"):
+        for _ in range(3):
+            await cooldowns.failed(model)
+    assert set(await cooldowns.cooling(["m1", "m2"])) == {"m1", "m2"}
+    stream = await cooldowns.run([("m1", ScriptedSource([Script(["ok"])])),
+                                  ("m2", ScriptedSource([Script(["no"])]))])
+    assert await stream.read() == "ok"
+    for bad in ({"failures": 0}, {"window": -1}, {"cooldown": "long"}):
+        with pytest.raises(l0.ConfigError):
+            l0.Cooldowns("memory://x", **bad)
+    with pytest.raises(l0.ConfigError, match="at least one"):
+        await cooldowns.run({})
+    with pytest.raises(l0.ConfigError, match="not as stream="):
+        await cooldowns.run({"m": ScriptedSource([])}, stream=ScriptedSource([]))
