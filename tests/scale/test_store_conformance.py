@@ -197,3 +197,13 @@ async def test_bad_urls_are_clear_errors(shared_url: str) -> None:
         open_store(f"{shared_url}&lease=soon")
     with pytest.raises(l0.ConfigError, match="lease must be positive"):
         open_store(f"{shared_url}&lease=0")
+
+
+async def test_the_heartbeat_keeps_a_worker_alive_beyond_its_lease(shared_url: str) -> None:
+    worker = open_store(f"{shared_url}&lease=0.3&worker=busy")
+    other = open_store(f"{shared_url}&worker=other")
+    worker.append_sync("s", _records(0, 1), {"outcome": "running"})  # as the writer thread
+    for _ in range(6):
+        await asyncio.sleep(0.15)
+        assert await other.holder("s") == (worker.owner, True)
+        assert await other.claim("s") is False

@@ -122,6 +122,8 @@ class PostgresStore:
         self._conninfo = _conninfo(url)
         self._sync: psycopg.Connection[Any] | None = None
         self._sync_lock = threading.Lock()
+        self._beat_conn: psycopg.Connection[Any] | None = None
+        self._beat_lock = threading.Lock()
         self._loops: dict[asyncio.AbstractEventLoop, _Loop] = {}
         self._heartbeat = Heartbeat(self._beat, self.lease / 3, f"l0-lease {self.owner}")
         self._closed = False
@@ -136,12 +138,7 @@ class PostgresStore:
         with self._sync_lock:
             try:
                 if self._sync is None or self._sync.closed:
-                    conn = psycopg.Connection.connect(self._conninfo, autocommit=True)
-                    with conn.transaction():
-                        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-                        for ddl in _SCHEMA:
-                            conn.execute(ddl)
-                    self._sync = conn
+                    self._sync = _connect(self._conninfo)
                 yield self._sync
             except psycopg.Error as exc:
                 raise self._error(exc) from exc
@@ -179,8 +176,15 @@ class PostgresStore:
     # -- the lease ---------------------------------------------------------------------------
 
     def _beat(self) -> None:
-        with self._sync_conn() as conn:
-            conn.execute(_BEAT, (self.owner, self.lease))
+        """One heartbeat, on a connection of its own: a writer holding the other one
+        in a long transaction must not make this worker look dead."""
+        with self._beat_lock:
+            try:
+                if self._beat_conn is None or self._beat_conn.closed:
+                    self._beat_conn = _connect(self._conninfo)
+                self._beat_conn.execute(_BEAT, (self.owner, self.lease))
+            except psycopg.Error as exc:
+                raise self._error(exc) from exc
 
     async def _ensure_lease_async(self) -> None:
         if not self._heartbeat.running:
@@ -218,9 +222,10 @@ class PostgresStore:
                 (stream_id, now, now, self.owner))
         found = conn.execute("SELECT length, owner FROM l0_streams WHERE stream_id = %s "
                              "FOR UPDATE", (stream_id,)).fetchone()
+        if found is not None:
+            check_owner(stream_id, found[1], self.owner)
         check_batch(stream_id, found[0] if found else 0, records)
         assert found is not None  # a batch from seq 0 created it
-        check_owner(stream_id, found[1], self.owner)
         if rows:
             with conn.cursor() as cur:
                 cur.executemany("INSERT INTO l0_events VALUES (%s, %s, %s, %s)", rows)
@@ -413,6 +418,10 @@ class PostgresStore:
             if self._sync is not None:
                 self._sync.close()
                 self._sync = None
+        with self._beat_lock:
+            if self._beat_conn is not None:
+                self._beat_conn.close()
+                self._beat_conn = None
 
     def kill(self) -> None:
         """Stop the heartbeat *without* giving up the lease, as a killed worker would
@@ -421,6 +430,20 @@ class PostgresStore:
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r})"
+
+
+def _connect(conninfo: str) -> psycopg.Connection[Any]:
+    """A synchronous connection, the tables created first if they are not there."""
+    conn = psycopg.Connection.connect(conninfo, autocommit=True)
+    try:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            for ddl in _SCHEMA:
+                conn.execute(ddl)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def _dumps(value: Any) -> str:

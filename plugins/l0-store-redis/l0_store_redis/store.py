@@ -33,6 +33,7 @@ Redis persistence (AOF / RDB) decides what survives a Redis restart: with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -57,6 +58,8 @@ from l0_core.scale.shared import (
 __all__ = ["LEASE", "RedisStore"]
 
 LEASE = 10.0  # seconds
+POOL = 32  # connections per event loop at most (more commands wait for one)
+TAIL_BLOCK = 100  # milliseconds: the longest XREAD BLOCK of the tail of one event loop
 _MAX = 18446744073709551615  # the largest sequence part of a stream entry id
 _PAGE = 64  # entries read at a time
 
@@ -66,9 +69,9 @@ local fresh = len == -1
 if fresh then len = 0 end
 local first = tonumber(ARGV[1])
 local count = tonumber(ARGV[2])
-if count > 0 and first ~= len then return {-1, tostring(len)} end
 local owner = redis.call('HGET', KEYS[1], 'owner')
 if owner and owner ~= ARGV[5] then return {-2, owner} end
+if count > 0 and first ~= len then return {-1, tostring(len)} end
 if count > 0 then redis.call('XADD', KEYS[2], ARGV[1] .. '-' .. ARGV[2], 'd', ARGV[3]) end
 if fresh then redis.call('HSET', KEYS[1], 'created', ARGV[4], 'owner', ARGV[5]) end
 redis.call('HSET', KEYS[1], 'length', len + count, 'updated', ARGV[4])
@@ -113,6 +116,7 @@ class RedisStore:
             raise recording_error(f"{url}: not a Redis URL ({exc})", url=url) from exc
         self._sync_append = self._sync.register_script(_APPEND)
         self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._tails: dict[asyncio.AbstractEventLoop, _Tail] = {}
         self._lock = threading.Lock()
         self._heartbeat = Heartbeat(self._beat, self.lease / 3, f"l0-lease {self.owner}")
         self._closed = False
@@ -136,7 +140,9 @@ class RedisStore:
             with self._lock:
                 for old in [lp for lp in self._clients if lp.is_closed()]:
                     del self._clients[old]
-                client = self._clients[loop] = aredis.Redis.from_url(self._client_url)
+                pool = aredis.BlockingConnectionPool.from_url(
+                    self._client_url, max_connections=POOL, timeout=None)
+                client = self._clients[loop] = aredis.Redis(connection_pool=pool)
         return client
 
     def _error(self, exc: Exception) -> Exception:
@@ -271,18 +277,24 @@ class RedisStore:
 
     async def wait(self, stream_id: str, length: int, seconds: float) -> None:
         client = self._client()
+        key = self._e(stream_id)
         try:
             async with client.pipeline(transaction=True) as pipe:  # one instant: no race
                 pipe.hget(self._m(stream_id), "length")
-                pipe.xrevrange(self._e(stream_id), count=1)
+                pipe.xrevrange(key, count=1)
                 now, last = await pipe.execute()
-            if now is not None and int(now) > length:
-                return
-            after = last[0][0] if last else b"0-0"
-            await client.xread({self._e(stream_id): after}, count=1,
-                               block=max(1, int(seconds * 1000)))
         except redis.RedisError as exc:
             raise self._error(exc) from exc
+        if now is not None and int(now) > length:
+            return
+        await self._tail().wait(key.encode(), last[0][0] if last else b"0-0", seconds)
+
+    def _tail(self) -> _Tail:
+        loop = asyncio.get_running_loop()
+        tail = self._tails.get(loop)
+        if tail is None:
+            tail = self._tails[loop] = _Tail(self._client_url)
+        return tail
 
     # -- deleting ----------------------------------------------------------------------------
 
@@ -378,9 +390,14 @@ class RedisStore:
         finally:
             with self._lock:
                 clients, self._clients = self._clients, {}
-            for loop, other in clients.items():
-                if loop is asyncio.get_running_loop():
-                    await other.aclose()
+                tails, self._tails = self._tails, {}
+            here = asyncio.get_running_loop()
+            tail = tails.get(here)
+            if tail is not None:
+                await tail.close()
+            if here in clients:
+                await clients[here].aclose()
+                await clients[here].connection_pool.disconnect()
             self._sync.close()
 
     def kill(self) -> None:
@@ -390,6 +407,72 @@ class RedisStore:
 
     def __repr__(self) -> str:
         return f"RedisStore({self.url!r})"
+
+
+class _Tail:
+    """The live tail of one event loop: a single ``XREAD BLOCK`` over every stream
+    that someone waits for, on a connection of its own.
+
+    A thousand attached consumers cost one connection and one blocking read,
+    not a thousand; a waiter that arrives while the read blocks is included in
+    the next one, at most :data:`TAIL_BLOCK` ms later (it has already checked
+    that nothing new was there).
+    """
+
+    def __init__(self, url: str) -> None:
+        self._client = aredis.Redis.from_url(url)
+        self._waiting: dict[bytes, dict[asyncio.Future[None], bytes]] = {}
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def wait(self, key: bytes, after: bytes, seconds: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(key, {})[future] = after
+        self._changed.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        try:
+            await asyncio.wait_for(future, seconds)
+        except TimeoutError:
+            pass
+        finally:
+            waiters = self._waiting.get(key)
+            if waiters is not None:
+                waiters.pop(future, None)
+                if not waiters:
+                    del self._waiting[key]
+
+    async def _run(self) -> None:
+        while True:
+            if not self._waiting:
+                self._changed.clear()
+                await self._changed.wait()
+                continue
+            streams: dict[Any, Any] = {key: min(waiters.values(), key=_entry_id)
+                                       for key, waiters in self._waiting.items()}
+            client: Any = self._client
+            try:
+                found = [key for key, _ in await client.xread(streams, count=1,
+                                                               block=TAIL_BLOCK) or ()]
+            except redis.RedisError:  # the waiters look for themselves (and see the error)
+                found = list(streams)
+                await asyncio.sleep(TAIL_BLOCK / 1000)
+            for key in found:
+                for future in self._waiting.pop(key, {}):
+                    if not future.done():
+                        future.set_result(None)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        await self._client.aclose()
+
+
+def _entry_id(value: bytes) -> tuple[int, int]:
+    ms, _, seq = value.partition(b"-")
+    return int(ms), int(seq or 0)
 
 
 def encode_batch_value(value: Any) -> str:
