@@ -2,7 +2,10 @@
 
 Everything runs in one process and one event loop; every ratio compares numbers
 measured in the same rounds (rotated order, ``gc.collect()`` before each run,
-medians):
+medians). Sections 1 and 3 time the process's CPU time, every thread's (the
+writer thread's work counts: under the GIL it is work the stream waits for), since
+on a shared machine wall time mostly measures the neighbours (``--clock wall``
+times wall time); section 2 is a rate in wall time:
 
 1. per token - ``l0.run`` over a pre-built list of ``str`` tokens without
    recording (the baseline), recording to ``memory://`` and to a SQLite file.
@@ -39,8 +42,13 @@ except ImportError:  # run from a clone without installing: use the clone's pack
     import l0_core as l0
 from l0_core.record import Record, open_store
 from l0_core.record.sqlite import SQLiteStore
+from l0_core.testing import FakeChunkAdapter, chunks
 
 Runner = Callable[[], Awaitable[float]]
+
+# What is timed: the process's CPU time (every thread, the writer's too) by default. On a
+# shared machine wall time mostly measures the neighbours; ``--clock wall`` measures it.
+clock = time.process_time
 
 
 def _tokens(n: int) -> list[str]:
@@ -49,7 +57,7 @@ def _tokens(n: int) -> list[str]:
     return [words[(i * 7) % len(words)] + ("" if i % 5 else " ") for i in range(n)]
 
 
-def _source(tokens: list[str]) -> Any:
+def _source(tokens: list[Any]) -> Any:
     async def gen() -> AsyncIterator[str]:
         for token in tokens:
             yield token
@@ -62,14 +70,14 @@ async def _consume(stream: Any) -> None:
         pass
 
 
-def _live(tokens: list[str], record: Any, until_stored: bool) -> Runner:
+def _live(tokens: list[Any], record: Any, until_stored: bool, adapter: Any = None) -> Runner:
     async def once() -> float:
-        start = time.perf_counter()
-        stream = l0.run(stream=_source(tokens), record=record)
+        start = clock()
+        stream = l0.run(stream=_source(tokens), record=record, adapter=adapter)
         await _consume(stream)
         if until_stored and stream.recording is not None:
             await stream.recording.wait()
-        return time.perf_counter() - start
+        return clock() - start
 
     return once
 
@@ -88,32 +96,38 @@ async def _rounds(runners: dict[str, Runner], rounds: int) -> dict[str, list[flo
     return samples
 
 
-async def per_token(n: int, rounds: int, folder: Path) -> dict[str, Any]:
-    tokens = _tokens(n)
-    sqlite_url = f"sqlite:///{folder}/per-token.db"
+async def per_token(n: int, rounds: int, folder: Path, kind: str) -> dict[str, Any]:
+    """``kind``: ``str`` tokens, or ``chunks`` (provider-shaped objects through an adapter)."""
+    items: list[Any] = _tokens(n)
+    adapter = None
+    if kind == "chunks":
+        items, adapter = chunks(items), FakeChunkAdapter()
+    sqlite_url = f"sqlite:///{folder}/per-token-{kind}.db"
+    base_name = f"l0-core-{kind} (no recording)"
     runners = {
-        "l0-core (no recording)": _live(tokens, False, False),
-        "recording to memory://, consumer": _live(tokens, "memory://bench", False),
-        "recording to memory://, until stored": _live(tokens, "memory://bench", True),
-        "recording to sqlite://, consumer": _live(tokens, sqlite_url, False),
-        "recording to sqlite://, until stored": _live(tokens, sqlite_url, True),
+        base_name: _live(items, False, False, adapter),
+        "recording to memory://, consumer": _live(items, "memory://bench", False, adapter),
+        "recording to memory://, until stored": _live(items, "memory://bench", True, adapter),
+        "recording to sqlite://, consumer": _live(items, sqlite_url, False, adapter),
+        "recording to sqlite://, until stored": _live(items, sqlite_url, True, adapter),
     }
     samples = await _rounds(runners, rounds)
-    base = statistics.median(samples["l0-core (no recording)"])
+    base = statistics.median(samples[base_name])
     rows = []
     for name, times in samples.items():
         median = statistics.median(times)
         rows.append({"name": name, "ns_per_token": median / n * 1e9,
-                     "min_ns_per_token": min(times) / n * 1e9, "ratio": median / base})
+                     "min_ns_per_token": min(times) / n * 1e9, "ratio": median / base,
+                     "added_ns_per_token": (median - base) / n * 1e9})
     await open_store("memory://bench").expire(0)
-    return {"tokens": n, "rounds": rounds, "rows": rows}
+    return {"tokens": n, "rounds": rounds, "kind": kind, "rows": rows}
 
 
 async def sqlite_rate(n: int, sessions: int, folder: Path) -> dict[str, Any]:
     store = SQLiteStore(f"sqlite:///{folder}/rate.db")
     records = [Record(i, 1.0e12 + i, "token", f" tok{i % 100}") for i in range(n)]
     batch = 256
-    start = time.perf_counter()
+    start = time.perf_counter()  # (wall time: a rate)
     for i in range(0, n, batch):
         store.append_sync("direct", records[i:i + batch])
     direct = time.perf_counter() - start
@@ -151,9 +165,9 @@ async def replay_speed(n: int, rounds: int, folder: Path) -> dict[str, Any]:
 
     def replayer(url: str) -> Runner:
         async def once() -> float:
-            start = time.perf_counter()
+            start = clock()
             await _consume(l0.replay(ids[url], store=url))
-            return time.perf_counter() - start
+            return clock() - start
 
         return once
 
@@ -170,10 +184,12 @@ async def replay_speed(n: int, rounds: int, folder: Path) -> dict[str, Any]:
 
 
 def _print(results: dict[str, Any]) -> None:
-    pt = results["per_token"]
-    print(f"Per token ({pt['tokens']} str tokens, {pt['rounds']} rounds; ratio to no recording)")
-    for row in pt["rows"]:
-        print(f"  {row['name']:<40} {row['ns_per_token']:>8.0f} ns  {row['ratio']:>5.2f}x")
+    for pt in results["per_token"]:
+        print(f"Per token ({pt['tokens']} {pt['kind']} tokens, {pt['rounds']} rounds; ratio to "
+              f"no recording, ns added per token)")
+        for row in pt["rows"]:
+            print(f"  {row['name']:<40} {row['ns_per_token']:>8.0f} ns  {row['ratio']:>5.2f}x"
+                  f"  {row['added_ns_per_token']:>+7.0f} ns")
     rate = results["sqlite"]
     d, s = rate["direct"], rate["through_l0_run"]
     print("SQLite events written per second")
@@ -192,9 +208,13 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--tokens", type=int, default=None, help="tokens per session")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--sessions", type=int, default=None)
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="time the process's CPU time (default) or wall time")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--out", type=Path, help="also write the JSON there")
     args = parser.parse_args(argv)
+    global clock
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     n = args.tokens or (2_000 if args.quick else 20_000)
     rounds = args.rounds or (3 if args.quick else 15)
     sessions = args.sessions or (10 if args.quick else 100)
@@ -202,8 +222,9 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
         folder = Path(tmp)
         results = {
             "meta": {"python": sys.version.split()[0], "l0_core": l0.__version__,
-                     "quick": args.quick},
-            "per_token": await per_token(n, rounds, folder),
+                     "quick": args.quick, "clock": args.clock},
+            "per_token": [await per_token(n, rounds, folder, "str"),
+                          await per_token(n, rounds, folder, "chunks")],
             "sqlite": await sqlite_rate(n * 5, sessions, folder),
             "replay": await replay_speed(n, rounds, folder),
         }

@@ -201,3 +201,25 @@ async def test_recording_costs_nothing_when_off() -> None:
     assert stream.recording is None
     session = stream._session
     assert session.recorder is None and session.notify is None and not session.listeners
+
+
+async def test_a_running_session_is_stored_as_it_goes(url: str) -> None:
+    async def slow() -> AsyncIterator[str]:
+        for piece in ("one", " two", " three"):
+            yield piece
+            await asyncio.sleep(0.4)
+
+    stream = l0.run(stream=slow, record=url)
+    store = open_store(url)
+    seen = []
+    async for event in stream:
+        if event.is_token and event.text == " two":
+            await asyncio.sleep(0.8)  # longer than the writer's time bound (0.5 s)
+            records = await store.read(stream.id)
+            seen = [r.data for r in records if r.type == "token"]
+            info = await store.info(stream.id)
+            assert info is not None and info.meta["outcome"] == "running"
+    assert seen == ["one", " two"]  # stored while the session was still running
+    await stream.recording.wait()
+    info = await store.info(stream.id)
+    assert info is not None and info.meta["outcome"] == "completed"
