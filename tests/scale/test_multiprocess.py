@@ -146,8 +146,7 @@ async def _run(url: str, requests: Counter[int], processes: list[Any]) -> None:
 
         # every consumer ends with the exact text
         assert len(texts) == SESSIONS
-        assert {sid: text for sid, text in texts.items()} == \
-            {sid: "".join(story(n)) for sid, n in number.items()}
+        assert texts == {sid: "".join(story(n)) for sid, n in number.items()}
         # the killed worker's unfinished sessions, and only those, were resumed, each once
         assert sorted(resumed) == sorted(running)
         assert recovered_in < 20
