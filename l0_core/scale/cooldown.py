@@ -13,7 +13,7 @@ at once) and one per *failure* of an attempt; nothing per token.
 Observable as events, delivered to the session's ``on_event``, observers and
 recording like the runtime's own: ``MODEL_SKIPPED`` (a model left out because
 it is cooling: ``model``, ``index``, ``remaining`` seconds) right after
-``SESSION_START``, and ``MODEL_COOLDOWN`` (this session's failure made a model
+``SESSION_START`` (with the event that follows it), and ``MODEL_COOLDOWN`` (this session's failure made a model
 start cooling: ``model``, ``failures``, ``seconds``).
 
 A store that workers do not share (``memory://``) gives cooldowns within one
@@ -142,6 +142,12 @@ class Cooldowns:
         watcher.session = stream._session
         return stream
 
+    async def wait(self) -> None:
+        """Wait until the failures counted so far are in the store (they are counted in
+        the background, off the session's path: tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
@@ -165,10 +171,13 @@ class _Watcher:
         self.session: Any = None
 
     def on_event(self, event: ObservabilityEvent) -> None:
-        if event.type is T.SESSION_START and self.skipped:
-            # after SESSION_START has reached every listener, the recorder among them
-            asyncio.get_running_loop().call_soon(self._tell_skipped)
-        elif event.type is T.ERROR:
+        if self.skipped and event.type is not T.SESSION_START:
+            # at the first event after SESSION_START: SESSION_START has reached every
+            # listener by then (the recorder among them, which comes after this one)
+            skipped, self.skipped = self.skipped, []
+            for index, model, remaining in skipped:
+                self._emit(T.MODEL_SKIPPED, model=model, index=index, remaining=remaining)
+        if event.type is T.ERROR:
             code = event.meta.get("errorCode")
             policy = event.meta.get("policy") or {}
             index = policy.get("fallbackIndex", 0) if isinstance(policy, Mapping) else 0
@@ -179,10 +188,6 @@ class _Watcher:
         session = self.session
         if session is not None and not session.finished:
             session.emit(kind, **meta)
-
-    def _tell_skipped(self) -> None:
-        for index, model, remaining in self.skipped:
-            self._emit(T.MODEL_SKIPPED, model=model, index=index, remaining=remaining)
 
     async def _count(self, model: str) -> None:
         try:

@@ -49,6 +49,15 @@ async def test_a_failing_model_is_skipped_by_every_worker_until_its_cooldown_end
                                                                    "index": 0})]
     assert "FALLBACK_START" not in [kind for kind, _ in seen]  # straight to the next model
 
+    # recorded too, after the header, and replayed
+    log = open_store(f"memory://cool-log-{id(request)}")
+    recorded = await workers[1].run({"primary": down, "backup": backup}, record=log)
+    assert await recorded.read() == "from backup"
+    await recorded.recording.wait()
+    kinds = [r.type for r in await log.read(recorded.id)]
+    assert kinds[:2] == ["session", "SESSION_START"] and kinds.count("MODEL_SKIPPED") == 1
+    assert await l0.replay(recorded.id, store=log).read() == "from backup"
+
     await asyncio.sleep(0.7)
     assert await workers[1].cooling(["primary"]) == {}
     third = await workers[1].run({"primary": ScriptedSource([Script(["back"])]),
