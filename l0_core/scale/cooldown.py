@@ -13,8 +13,9 @@ at once) and one per *failure* of an attempt; nothing per token.
 Observable as events, delivered to the session's ``on_event``, observers and
 recording like the runtime's own: ``MODEL_SKIPPED`` (a model left out because
 it is cooling: ``model``, ``index``, ``remaining`` seconds) right after
-``SESSION_START`` (with the event that follows it), and ``MODEL_COOLDOWN`` (this session's failure made a model
-start cooling: ``model``, ``failures``, ``seconds``).
+``SESSION_START`` (with the event that follows it), and ``MODEL_COOLDOWN``
+(this session's failure made a model start cooling: ``model``, ``failures``,
+``seconds``).
 
 A store that workers do not share (``memory://``) gives cooldowns within one
 process; the memory store keeps them in a table of this module.
