@@ -7,11 +7,13 @@ writer thread's work counts: under the GIL it is work the stream waits for), sin
 on a shared machine wall time mostly measures the neighbours (``--clock wall``
 times wall time); section 2 is a rate in wall time:
 
-1. per token - ``l0.run`` over a pre-built list of ``str`` tokens without
-   recording (the baseline), recording to ``memory://`` and to a SQLite file.
-   Two times per row: until the consumer's loop ends (what the stream costs its
-   consumer: the writer thread works alongside) and until the recording is
-   stored (``await stream.recording.wait()``);
+1. per token - ``l0.run`` over a pre-built list of ``str`` tokens, and of
+   provider-shaped chunks through an adapter, without recording (the baseline),
+   recording to ``memory://`` and to a SQLite file. Two times for each: the event
+   loop thread's CPU time until the consumer's loop ends (``loop``: what
+   recording costs the loop; the writer thread works alongside), and the whole
+   process's until the recording is stored (``until stored``: every thread's
+   work, ``await stream.recording.wait()`` included);
 2. SQLite events per second - batches of token records appended straight to the
    store (``append_sync``, what the writer thread does), and whole sessions
    recorded through ``l0.run`` (``--sessions`` concurrent ones);
@@ -71,13 +73,18 @@ async def _consume(stream: Any) -> None:
 
 
 def _live(tokens: list[Any], record: Any, until_stored: bool, adapter: Any = None) -> Runner:
+    """One session; timed until the consumer's loop ends (with the CPU clock: the event
+    loop thread's CPU time, what recording costs the loop) or until it is stored (the
+    process's CPU time, the writer thread's work included)."""
+    timer = clock if until_stored or clock is time.perf_counter else time.thread_time
+
     async def once() -> float:
-        start = clock()
+        start = timer()
         stream = l0.run(stream=_source(tokens), record=record, adapter=adapter)
         await _consume(stream)
         if until_stored and stream.recording is not None:
             await stream.recording.wait()
-        return clock() - start
+        return timer() - start
 
     return once
 
@@ -106,15 +113,18 @@ async def per_token(n: int, rounds: int, folder: Path, kind: str) -> dict[str, A
     base_name = f"l0-core-{kind} (no recording)"
     runners = {
         base_name: _live(items, False, False, adapter),
-        "recording to memory://, consumer": _live(items, "memory://bench", False, adapter),
+        base_name + ", loop": _live(items, False, False, adapter),
+        "recording to memory://, loop": _live(items, "memory://bench", False, adapter),
         "recording to memory://, until stored": _live(items, "memory://bench", True, adapter),
-        "recording to sqlite://, consumer": _live(items, sqlite_url, False, adapter),
+        "recording to sqlite://, loop": _live(items, sqlite_url, False, adapter),
         "recording to sqlite://, until stored": _live(items, sqlite_url, True, adapter),
     }
     samples = await _rounds(runners, rounds)
-    base = statistics.median(samples[base_name])
     rows = []
     for name, times in samples.items():
+        # "loop" rows against the loop's own time without recording, the others against
+        # the whole process's
+        base = statistics.median(samples[base_name + ", loop" if "loop" in name else base_name])
         median = statistics.median(times)
         rows.append({"name": name, "ns_per_token": median / n * 1e9,
                      "min_ns_per_token": min(times) / n * 1e9, "ratio": median / base,

@@ -65,7 +65,7 @@ class Recorder:
 
     __slots__ = ("_base", "_buf", "_done", "_final_sent", "_handle", "_meta", "_options", "_others",
                  "_submitted", "_waiters", "_written", "attempts", "dropped", "error",
-                 "next_seq", "record_text", "store", "stream_id", "writer")
+                 "next_seq", "record_text", "store", "stream_id", "token", "writer")
 
     def __init__(self, store: Store, options: Mapping[str, Any], record_text: bool = True
                  ) -> None:
@@ -86,17 +86,23 @@ class Recorder:
         self._final_sent = self._done = False
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._handle: asyncio.TimerHandle | None = None
+        self.token = self._token_sink()
 
     # -- on the event loop ------------------------------------------------------------------
 
-    def token(self, text: str, token: Token) -> None:
-        """Per token (the session's ``notify``): its time and its text, two appends (no
-        tuple: a token costs what the benchmark in ``docs/benchmarks.md`` shows)."""
+    def _token_sink(self) -> Callable[[str, Token], None]:
+        """What the session calls per token (its ``notify``): the token's time and text,
+        two appends to a list (the list stays the same object: flushing copies it)."""
         buf = self._buf
-        buf.append(_mono())
-        buf.append(text)
-        if len(buf) >= _BATCH2:
-            self.flush()
+        append, mono, flush = buf.append, _mono, self.flush
+
+        def token(text: str, token: Token) -> None:
+            append(mono())
+            append(text)
+            if len(buf) >= _BATCH2:
+                flush()
+
+        return token
 
     def consumer(self, event: Event) -> None:
         """A consumer event other than a token."""
@@ -161,7 +167,8 @@ class Recorder:
         """Hand the entries gathered so far to the writer thread (never blocks)."""
         if self._final_sent:
             return
-        buf, self._buf = self._buf, []
+        buf = self._buf[:]  # (a copy: the token sink holds on to the list itself)
+        self._buf.clear()
         others, self._others = self._others, []
         meta, self._meta = self._meta, {}
         if final:

@@ -48,6 +48,7 @@ ROW_RECORDS = 512  # records per row at most
 MAX_ROW_BYTES = 32 * 1024 * 1024  # a row larger than this is refused when read
 BUSY_TIMEOUT_S = 30.0
 _new = tuple.__new__
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6  # SQLite's result codes
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS streams (stream_id TEXT PRIMARY KEY, length INTEGER NOT NULL, "
@@ -114,10 +115,14 @@ class SQLiteStore:
         return conn
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
-        try:
-            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        try:  # one snapshot: another process may be creating the schema right now
+            conn.execute("BEGIN")
+            try:
+                app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            finally:
+                conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:  # not a database, or truncated
             raise recording_error(
                 f"{self.path} is not a readable SQLite file ({exc}); move it away or point "
@@ -131,7 +136,7 @@ class SQLiteStore:
                 f"{self.path} has L0 store schema version {version}; this version of L0 "
                 f"reads version {SCHEMA_VERSION}", url=self.url, schema_version=version)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            _wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             if not tables:
                 conn.execute("BEGIN IMMEDIATE")
@@ -278,6 +283,21 @@ class SQLiteStore:
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.url!r})"
+
+
+def _wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL mode. Another connection switching at the same moment makes SQLite
+    answer "busy" at once, without waiting (no busy handler for this): so wait here."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", None) in (_SQLITE_BUSY, _SQLITE_LOCKED)
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 class _transaction:

@@ -179,3 +179,32 @@ async def test_a_store_slower_than_the_stream_drops_the_rest_and_says_so(
     assert info is not None and info.meta["dropped"] == stream.recording.dropped
     with pytest.raises(l0.RecordingError, match="incomplete"):
         await l0.replay(stream.id, store=store).read()
+
+
+def _append_at_once(store: SQLiteStore, name: str, barrier: threading.Barrier,
+                    errors: list[BaseException]) -> None:
+    barrier.wait()
+    try:
+        store.append_sync(name, [Record(0, 1.0, "session", {})])
+    except BaseException as exc:
+        errors.append(exc)
+
+
+def test_connections_opening_a_new_file_at_once_all_see_an_l0_store(tmp_path: Path) -> None:
+    # Found by the two-process test: a connection that read the schema while another was
+    # creating it saw tables but no L0 mark, and refused the file.
+    for round_ in range(15):
+        url = f"sqlite:///{tmp_path}/race-{round_}.db"
+        stores = [SQLiteStore(url) for _ in range(6)]
+        barrier = threading.Barrier(len(stores))
+        errors: list[BaseException] = []
+
+        threads = [threading.Thread(target=_append_at_once, args=(s, f"s{i}", barrier, errors))
+                   for i, s in enumerate(stores)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert sorted(r[0] for r in sqlite3.connect(tmp_path / f"race-{round_}.db")
+                      .execute("SELECT stream_id FROM streams")) == [f"s{i}" for i in range(6)]

@@ -37,7 +37,7 @@ async def test_two_processes_record_to_one_sqlite_file(tmp_path: Path) -> None:
     assert len(set(ids)) == 16
     store = open_store(url)
     infos = {i.stream_id: i for i in await store.list(limit=100)}
-    assert set(infos) == set(ids)
+    assert set(infos) == set(ids), [err for _, err in outputs]
     expected = "".join(f"t{i} " for i in range(300))
     for stream_id in ids:
         assert infos[stream_id].meta["outcome"] == "completed"
