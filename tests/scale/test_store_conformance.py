@@ -207,3 +207,31 @@ async def test_the_heartbeat_keeps_a_worker_alive_beyond_its_lease(shared_url: s
         await asyncio.sleep(0.15)
         assert await other.holder("s") == (worker.owner, True)
         assert await other.claim("s") is False
+
+
+async def test_the_stores_are_plugins_enabled_by_url_in_configuration(
+        redis_url: str, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from l0_core.plugins import config as l0_config
+    from l0_core.plugins.host import get_host
+    from l0_core.record import store_schemes
+
+    assert {"redis", "rediss", "unix", "postgresql", "postgres"} <= set(store_schemes())
+    plugins = {p.name: p.distribution for p in get_host().records if p.status == "loaded"}
+    assert plugins["redis"] == "l0-store-redis"
+    assert plugins["postgresql"] == "l0-store-postgres"
+    for url in (redis_url, postgres_url):
+        monkeypatch.setenv("L0_STORE", url)
+        l0_config.set_config(None)
+        stream = l0.run(stream=lambda: _words(), record=True)
+        assert await stream.read() == "a b"
+        await stream.recording.wait()
+        assert type(stream.recording.store).__name__ in ("RedisStore", "PostgresStore")
+        assert stream.recording.store.url == url
+        info = await stream.recording.store.info(stream.id)
+        assert info is not None and info.meta["outcome"] == "completed"
+    l0_config.set_config(None)
+
+
+async def _words() -> Any:
+    for word in ("a", " b"):
+        yield word
