@@ -135,7 +135,12 @@ class Cooldowns:
         skipped = [(i, name, left[name]) for i, (name, _) in enumerate(pairs) if name in left
                    and all(c[1] != name for c in chosen)]
         watcher = _Watcher(self, [name for _, name, _ in chosen], skipped)
-        observers = list(options.pop("observers", None) or ())
+        observers = options.pop("observers", None)
+        if observers is None:  # l0.run's default: the configured observers
+            from l0_core.plugins.config import defaults_for_run
+
+            observers = defaults_for_run(options.get("config")).observers
+        observers = list(observers or ())
         import l0_core as l0
 
         stream = l0.run(stream=chosen[0][2], fallbacks=[f for _, _, f in chosen[1:]],

@@ -59,16 +59,20 @@ class _Point:
     kept_tokens: int
     header: dict[str, Any] = field(default_factory=dict)
     record_text: bool = True
+    hidden: int = 0  # characters delivered, recorded without their text (record_text=False)
 
 
 def _read_point(records: Sequence[Record], continuing: bool) -> _Point:
     parts: list[str] = []
     checkpoint: tuple[str, int] | None = None
     header: dict[str, Any] = {}
+    hidden = 0
     for record in records:
         kind, data = record.type, record.data
         if kind == "token" and isinstance(data, str):
             parts.append(data)
+        elif kind == "token" and isinstance(data, Mapping):
+            hidden += int(data.get("len") or 0)
         elif kind == "discard" and isinstance(data, Mapping):
             offset = data.get("offset")
             text = "".join(parts)[:offset if isinstance(offset, int) else 0]
@@ -84,7 +88,7 @@ def _read_point(records: Sequence[Record], continuing: bool) -> _Point:
     if continuing and checkpoint is not None and text.startswith(checkpoint[0]):
         kept, count = checkpoint
     return _Point(len(records), text, kept, count, header,
-                  bool(header.get("recordText", True)))
+                  bool(header.get("recordText", True)), hidden)
 
 
 class Resumed:
@@ -171,8 +175,9 @@ async def resume(
 
     point = _read_point(records, continuing and takes_resume(stream))
     discarded = point.text[len(point.kept):]
-    await st.append(stream_id, _marker(st, point, discarded))
-    start = point.length + (2 if discarded else 1)
+    marker = _marker(st, point, discarded)
+    await st.append(stream_id, marker)
+    start = point.length + len(marker)
     import l0_core as l0
 
     options.setdefault("context", recorded.get("context") or None)
@@ -211,9 +216,12 @@ def _marker(st: SharedStore, point: _Point, discarded: str) -> list[Record]:
         kind, data = encode_event(Discard(discarded, len(point.kept), 0, "WORKER_LOST"),
                                   point.record_text)
         out.append(Record(point.length, ts, kind, data))
+    elif point.hidden:  # recorded without text: only the length of what is discarded is known
+        out.append(Record(point.length, ts, "discard", {
+            "text": {"len": point.hidden}, "offset": 0, "attempt": 0, "reason": "WORKER_LOST"}))
     out.append(Record(point.length + len(out), ts, RESUMED, {
         "worker": st.owner, "keptLength": len(point.kept), "keptTokens": point.kept_tokens,
-        "discardedLength": len(discarded)}))
+        "discardedLength": len(discarded) or point.hidden}))
     return out
 
 

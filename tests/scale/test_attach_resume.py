@@ -176,3 +176,30 @@ async def test_without_continuation_a_resumed_session_restarts_honestly(shared_u
 async def test_resume_needs_a_shared_store(tmp_path: Any) -> None:
     with pytest.raises(l0.ConfigError, match="needs a store that workers share"):
         await l0.resume("x", store="memory://", stream=lambda: None)
+
+
+async def test_a_session_recorded_without_text_restarts_with_a_discard_of_its_length(
+        redis_url: str) -> None:
+    dead, (stream, task) = await _dead_worker_session(
+        redis_url, Script(WORDS[:4], stall_after=4), record_text=False,
+        continue_from_last_good_token=True, check_intervals=l0.CheckIntervals(checkpoint=2))
+
+    async def four_tokens() -> bool:
+        records = await dead.read(stream.id) if await dead.info(stream.id) else []
+        return sum(r.type == "token" for r in records) == 4
+
+    await _until(four_tokens)
+    dead.kill()
+    await asyncio.sleep(0.4)
+    worker = open_store(f"{redis_url}&worker=b")
+    source = ScriptedSource([Script(["again"])])
+    resumed = await l0.resume(stream.id, store=worker, stream=_resumable(source))
+    assert await resumed.read() == "again"
+    assert resumed.kept == "" and source.resumes == [None]  # no checkpoint text to go on
+    task.cancel()
+    await resumed.stream.recording.wait()
+    records = await worker.read(stream.id)
+    discard = next(r for r in records if r.type == "discard")
+    assert discard.data["text"] == {"len": len("".join(WORDS[:4]))}
+    assert discard.data["offset"] == 0
+    assert [r.type for r in records if r.type == "token"] == ["token"] * 5

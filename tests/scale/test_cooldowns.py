@@ -82,3 +82,29 @@ async def test_every_model_cooling_tries_them_all_and_bad_options_are_clear(inst
         await cooldowns.run({})
     with pytest.raises(l0.ConfigError, match="not as stream="):
         await cooldowns.run({"m": ScriptedSource([])}, stream=ScriptedSource([]))
+
+
+async def test_the_configured_observers_still_observe_a_cooldowns_session(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from l0_core.plugins import config as l0_config
+
+    seen: list[str] = []
+
+    class Counter:
+        name = "scale-test-counter"
+
+        def on_event(self, event: l0.ObservabilityEvent) -> None:
+            seen.append(event.type.value)
+
+    class Plugin:
+        @l0.hookimpl
+        def l0_register_observers(self, register: Any) -> None:
+            register(Counter)
+
+    l0.register_plugin(Plugin())
+    monkeypatch.setenv("L0_OBSERVERS", "scale-test-counter")
+    l0_config.set_config(None)
+    cooldowns = l0.Cooldowns("memory://observed")
+    stream = await cooldowns.run({"m": ScriptedSource([Script(["hi"])])})
+    assert await stream.read() == "hi"
+    assert seen[0] == "SESSION_START" and seen[-1] == "SESSION_END"
