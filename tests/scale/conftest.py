@@ -56,13 +56,17 @@ def url_of(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def redis_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return url_of("redis", request, tmp_path)
+async def redis_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh Redis URL; the stores opened meanwhile are closed afterwards."""
+    yield url_of("redis", request, tmp_path)
+    await close_stores()
 
 
 @pytest.fixture
-def postgres_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return url_of("postgresql", request, tmp_path)
+async def postgres_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh PostgreSQL URL; the stores opened meanwhile are closed afterwards."""
+    yield url_of("postgresql", request, tmp_path)
+    await close_stores()
 
 
 @pytest.fixture(params=STORES)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 import l0_core as l0
 from l0_core.record import open_store
+from l0_core.record.store import close_stores
 from l0_core.testing import Script, ScriptedSource
 
 
@@ -22,14 +24,21 @@ def _events(into: list[Any]) -> Any:
     return on_event
 
 
-@pytest.mark.parametrize("kind", ["memory", "shared"])
+@pytest.fixture(params=["memory", "redis"])
+async def cool_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    if request.param == "memory":
+        yield f"memory://cool-{id(request)}"
+    else:
+        yield request.getfixturevalue("redis_server") + f"?prefix=c{id(request)}"
+    await close_stores()
+
+
 async def test_a_failing_model_is_skipped_by_every_worker_until_its_cooldown_ends(
-        kind: str, request: pytest.FixtureRequest, instant: None) -> None:
-    url = f"memory://cool-{id(request)}" if kind == "memory" \
-        else request.getfixturevalue("redis_url")
-    workers = [l0.Cooldowns(open_store(f"{url}{'&' if '?' in url else '?'}worker={n}")
-                            if kind == "shared" else url, failures=2, window=30, cooldown=0.6)
-               for n in "ab"]
+        cool_url: str, request: pytest.FixtureRequest, instant: None) -> None:
+    url = cool_url
+    shared = not url.startswith("memory")
+    workers = [l0.Cooldowns(open_store(f"{url}&worker={n}") if shared else url,
+                            failures=2, window=30, cooldown=0.6) for n in "ab"]
     down = ScriptedSource([Script(["x"], fail_after=0)])
     backup = ScriptedSource([Script(["from ", "backup"], delay=0.05)])
     seen: list[Any] = []

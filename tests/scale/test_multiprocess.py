@@ -93,11 +93,8 @@ async def _mid_stream(store: Any, ids: list[str]) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("kind", ["redis", "postgresql"])
-async def test_sessions_survive_a_killed_worker(kind: str, request: pytest.FixtureRequest
-                                               ) -> None:
-    url = request.getfixturevalue({"redis": "redis_url", "postgresql": "postgres_url"}[kind])
-    url += "&lease=2"
+async def test_sessions_survive_a_killed_worker(shared_url: str) -> None:
+    url = shared_url + "&lease=2"
     requests: Counter[int] = Counter()
     processes: list[asyncio.subprocess.Process] = []
     try:
