@@ -1,17 +1,20 @@
 """Recording a live session: ``l0.run(..., record=True | url | store)``.
 
-On the event loop a :class:`Recorder` only appends to a list: a token costs a
-tuple and an append; every other event is converted to JSON-ready values
-when it happens (there are few of them). The list is handed to the store's
-:class:`Writer` thread — a *batch* — when it reaches :data:`BATCH` entries, at
-every checkpoint, error and attempt boundary, at most :data:`FLUSH_EVERY`
-seconds after its first entry, and at the end of the session. The writer
+On the event loop a :class:`Recorder` only appends to lists: a token is its
+monotonic time and its text appended to one list (the session calls
+``recorder.token`` as its per-token ``notify``); every other event is converted
+to JSON-ready values when it happens (there are few of them) and kept apart
+with its place among the tokens. What has gathered is handed to the store's
+:class:`Writer` thread — a *batch* — when it holds :data:`BATCH` tokens or
+events, at every checkpoint, error, attempt start, fallback and completion, at
+most :data:`FLUSH_EVERY` seconds after the previous batch, and at the end of the
+session. The writer
 numbers the records (``seq``, no gaps) and appends each batch to the store in
 one transaction, so a crash loses at most the batches not yet written: the log
 that remains is always a prefix of the session.
 
 Memory is bounded: the batches waiting for a store's writer hold at most
-:data:`MAX_PENDING` entries. When the store is slower than the streams and a
+:data:`MAX_PENDING` events. When the store is slower than the streams and a
 batch would exceed that, the session's recording stops there: that batch and
 every later one is dropped (the session itself goes on untouched), and at its
 end one ``dropped`` record with the number of events lost closes the log, so
@@ -41,9 +44,9 @@ __all__ = ["BATCH", "FLUSH_EVERY", "MAX_PENDING", "Recorder", "Writer", "writer_
 
 log = logging.getLogger("l0")
 
-BATCH = 256  # entries per batch, at most
+BATCH = 256  # tokens or events per batch, at most
 FLUSH_EVERY = 0.5  # seconds: a slow stream's batch is handed over at least this often
-MAX_PENDING = 250_000  # entries waiting for one store's writer, at most
+MAX_PENDING = 250_000  # events waiting for one store's writer, at most
 
 _BATCH2 = 2 * BATCH  # a token takes two entries
 _mono = time.monotonic

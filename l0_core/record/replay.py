@@ -154,6 +154,10 @@ class Replay:
         self._failure: L0Error | None = None
         self._aborted = False
         self.header: dict[str, Any] = {}
+        # headers a resumed session's later writers appended (records past seq 0)
+        self.resumed_headers: list[Any] = []
+        self._end_record: Record | None = None
+        self._dropped: Record | None = None
         self.context: Mapping[str, Any] = {}
 
     # -- the consumer API ---------------------------------------------------------------------
@@ -227,8 +231,6 @@ class Replay:
                 return
 
     async def _events(self) -> AsyncIterator[Event]:
-        end: Record | None = None
-        dropped = None
         last_ts: float | None = None
         st, checker, speed = self._state, self._checker, self._speed
         append, new = st.parts.append, object.__new__
@@ -248,23 +250,34 @@ class Replay:
                         token = new(Token)
                         token.text = data
                         yield token
-                    elif record.seq == 0:
-                        self._header(record)
-                    elif record.type == "dropped":
-                        dropped = record
-                    elif record.type.isupper():
-                        self._observe(record)
-                        if record.type == T.SESSION_END.value:
-                            end = record
                     else:
-                        yield self._consume(record)
+                        event = self._record(record)
+                        if event is not None:
+                            yield event
             checker.end()
-            self._finish(end, dropped)
+            self._finish(self._end_record, self._dropped)
         except L0Error as failure:
             self._failure = failure
             raise
         finally:
             self._finished = True
+
+    def _record(self, record: Record) -> Event | None:
+        """Any record but a plain token: the consumer event it holds, if any."""
+        kind = record.type
+        if record.seq == 0:
+            self._header(record)
+        elif kind == "session":  # a later header: another writer continued the log
+            self.resumed_headers.append(record.data)
+        elif kind == "dropped":
+            self._dropped = record
+        elif kind.isupper():
+            self._observe(record)
+            if kind == T.SESSION_END.value:
+                self._end_record = record
+        else:
+            return self._consume(record)
+        return None
 
     def _header(self, record: Record) -> None:
         if record.type != "session" or not isinstance(record.data, Mapping):

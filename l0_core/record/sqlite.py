@@ -185,13 +185,15 @@ class SQLiteStore:
             if found is None:
                 conn.execute("INSERT INTO streams VALUES (?, ?, ?, ?, ?)",
                              (stream_id, len(records), now, now, _dumps(dict(meta or {}))))
-            else:
+            elif meta:
                 merged = _meta(found[1])
-                if meta:
-                    merged.update(meta)
+                merged.update(meta)
                 conn.execute(
                     "UPDATE streams SET length = ?, updated = ?, meta = ? WHERE stream_id = ?",
                     (length + len(records), now, _dumps(merged), stream_id))
+            else:  # (most batches: only the length changes)
+                conn.execute("UPDATE streams SET length = ?, updated = ? WHERE stream_id = ?",
+                             (length + len(records), now, stream_id))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -125,7 +125,9 @@ async def test_speed_one_keeps_the_timing_and_speed_zero_does_not(url: str) -> N
     t0 = loop.time()
     assert await l0.replay(stream.id, store=url, speed=4).read() == "abc"
     quick = loop.time() - t0
-    assert fast < 0.1 and 0.22 <= real < 0.6 and 0.05 <= quick < 0.2
+    # the recorded gaps are 0.24 s in all: at speed 1 they are waited out, at speed 4 a
+    # quarter of them, at speed 0 not at all (orders, not tight bounds: the machine is shared)
+    assert real >= 0.2 and 0.05 <= quick < real and fast < real
 
 
 async def test_new_guardrails_on_old_traffic_report_what_they_would_have_done(url: str) -> None:
@@ -214,12 +216,41 @@ async def test_a_running_session_is_stored_as_it_goes(url: str) -> None:
     seen = []
     async for event in stream:
         if event.is_token and event.text == " two":
-            await asyncio.sleep(0.8)  # longer than the writer's time bound (0.5 s)
-            records = await store.read(stream.id)
-            seen = [r.data for r in records if r.type == "token"]
+            deadline = asyncio.get_running_loop().time() + 5.0
+            while seen != ["one", " two"] and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.1)  # the writer's time bound is 0.5 s
+                records = await store.read(stream.id)
+                seen = [r.data for r in records if r.type == "token"]
             info = await store.info(stream.id)
             assert info is not None and info.meta["outcome"] == "running"
     assert seen == ["one", " two"]  # stored while the session was still running
     await stream.recording.wait()
     info = await store.info(stream.id)
     assert info is not None and info.meta["outcome"] == "completed"
+
+
+async def test_observers_see_the_replay_and_abort_stops_it(url: str) -> None:
+    stream = l0.run(stream=ScriptedSource([Script(["a", "b", "c"])]), record=url)
+    assert await stream.read() == "abc"
+    await stream.recording.wait()
+
+    class Seen:
+        def __init__(self) -> None:
+            self.types: list[str] = []
+
+        def on_event(self, event: l0.ObservabilityEvent) -> None:
+            self.types.append(event.type.value)
+
+    seen = Seen()
+    assert await l0.replay(stream.id, store=url, observers=[seen]).read() == "abc"
+    assert seen.types[0] == "SESSION_START" and seen.types[-1] == "SESSION_END"
+    assert "TOKEN" not in seen.types  # observers never get per-token events, as live
+
+    replayed = l0.replay(stream.id, store=url)
+    got = []
+    with pytest.raises(l0.AbortedError):
+        async for event in replayed:
+            if event.is_token:
+                got.append(event.text)
+                replayed.abort()
+    assert got == ["a"]
