@@ -82,6 +82,9 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS resol
     from l0_core.runtime.retry import Retry, RetryContext
     from l0_core.runtime.state import State
     from l0_core.runtime.stream import Stream, run
+    from l0_core.scale.attach import attach
+    from l0_core.scale.cooldown import Cooldowns
+    from l0_core.scale.resume import resume
     from l0_core.structured_output.api import (
         StructuredResult,
         StructuredStream,
@@ -110,6 +113,7 @@ __all__ = [
     "ConsensusError",
     "ContentError",
     "Continuation",
+    "Cooldowns",
     "CustomPatternRule",
     "Data",
     "Discard",
@@ -157,6 +161,7 @@ __all__ = [
     "Violation",
     "Window",
     "__version__",
+    "attach",
     "batched",
     "consensus",
     "create_pipeline",
@@ -172,6 +177,7 @@ __all__ = [
     "reload_config",
     "repair_json",
     "replay",
+    "resume",
     "run",
     "sequential",
     "structured",
@@ -233,6 +239,9 @@ _EXPORTS: dict[str, str] = {
     "wrap": "l0_core.plugins.host",
     "open_store": "l0_core.record.store",
     "replay": "l0_core.record.replay",
+    "attach": "l0_core.scale.attach",
+    "Cooldowns": "l0_core.scale.cooldown",
+    "resume": "l0_core.scale.resume",
     "Adapter": "l0_core.runtime.adapters",
     "AdapterSession": "l0_core.runtime.adapters",
     "Finish": "l0_core.runtime.adapters",

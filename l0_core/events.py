@@ -366,6 +366,8 @@ class ObservabilityEventType(enum.StrEnum):
     PIPELINE_STEP_START = "PIPELINE_STEP_START"
     PIPELINE_STEP_END = "PIPELINE_STEP_END"
     PIPELINE_END = "PIPELINE_END"
+    MODEL_SKIPPED = "MODEL_SKIPPED"  # l0.Cooldowns: a cooling model left out of a session
+    MODEL_COOLDOWN = "MODEL_COOLDOWN"  # l0.Cooldowns: a model started cooling
 
 
 class ObservabilityEvent:

@@ -24,6 +24,8 @@ DISTRIBUTIONS = [
     ("l0-sentry", "l0-sentry", "l0_sentry"),
     ("l0-otel", "l0-otel", "l0_otel"),
     ("l0-litellm", "l0-litellm", "l0_litellm"),
+    ("plugins/l0-store-redis", "l0-store-redis", "l0_store_redis"),
+    ("plugins/l0-store-postgres", "l0-store-postgres", "l0_store_postgres"),
 ]
 IDS = [distribution for _, distribution, _ in DISTRIBUTIONS]
 

@@ -21,6 +21,7 @@ EXPECTED = {
     "Branch", "ConsensusError", "Step", "TaskResult", "batched", "consensus", "create_pipeline",
     "create_pool", "hedge", "parallel", "pipe", "race", "sequential",
     "RecordingError", "open_store", "replay",
+    "Cooldowns", "attach", "resume",
 }
 
 

@@ -14,6 +14,7 @@ import pytest
 
 import l0_core as l0
 from l0_core.plugins import config as l0_config
+from l0_core.plugins import host as l0_host
 from l0_core.record import MemoryStore, Record, Store, open_store
 from l0_core.record.sqlite import SQLiteStore
 
@@ -87,7 +88,10 @@ async def test_open_store_returns_one_store_per_url(tmp_path: Path) -> None:
     await open_store(url).close()
 
 
-async def test_unknown_scheme_lists_the_installed_ones() -> None:
+async def test_unknown_scheme_lists_the_installed_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    # as on a machine without the Redis and PostgreSQL stores
+    monkeypatch.setenv("L0_DISABLE_PLUGINS", "l0-store-redis,l0-store-postgres")
+    l0_host.reset_host()
     with pytest.raises(l0.ConfigError, match=r"no installed store handles mongo:// URLs\. "
                                              r"Installed stores: memory://, sqlite://"):
         open_store("mongo://localhost/x")
