@@ -97,6 +97,11 @@ class Validation:
         except Invalid as bad:
             emit(T.STRUCTURED_PARSE_END, success=False, durationMs=_ms(started))
             return [self._reject(content, bad)]
+        except Exception as exc:  # a user validator that raised (KeyError...): invalid too
+            raised = Invalid("validation", [f"{type(exc).__name__}: {exc}"])
+            emit(T.STRUCTURED_VALIDATION_ERROR, errors=list(raised.errors))
+            emit(T.STRUCTURED_PARSE_END, success=False, durationMs=_ms(started))
+            return [self._reject(content, raised)]
         self.accepted = (data, corrected, corrections)
         emit(T.STRUCTURED_PARSE_END, success=True, durationMs=_ms(started))
         return None
@@ -126,7 +131,10 @@ class Validation:
         t0 = time.perf_counter()
         emit(T.STRUCTURED_AUTO_CORRECT_START, errorCount=len(first.errors))
         try:
-            repaired = repair_json(content)
+            st = self.session.state if self.session is not None else None
+            # an answer that ended normally is all there is: a number at its end is whole
+            complete = st is None or st.finish_reason != "length"
+            repaired = repair_json(content, complete=complete, expect=self.schema.kind)
         except JSONRepairError as exc:
             emit(T.STRUCTURED_AUTO_CORRECT_END, success=False, correctionsMade=0,
                  durationMs=_ms(t0))

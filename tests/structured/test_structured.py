@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 from typing_extensions import TypedDict
 
 import l0_core as l0
@@ -387,3 +387,77 @@ async def test_stream_abort_and_async_with_close_the_upstream() -> None:
         async for _ in stream:
             break
     assert source.all_closed and stream.id and stream.errors == []
+
+
+# -- review regressions ---------------------------------------------------------------------------
+
+
+class Derived(BaseModel):
+    x: int
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_y(cls, data: Any) -> Any:
+        data["x"] = int(data["y"]) * 2  # KeyError on an answer without "y"
+        return data
+
+
+async def test_a_validator_that_raises_is_a_rejection_and_a_retry() -> None:
+    seen: list[l0.ObservabilityEvent] = []
+    source = scripted('{"z": 1}', '{"y": 2}')
+    result = await l0.structured(Derived, source, on_event=seen.append)
+    assert result.data.x == 4 and source.calls == 2
+    assert [(a.stage, a.errors) for a in result.attempts] == [("validation", ("KeyError: 'y'",))]
+    errors = [e.meta["errors"] for e in seen if e.type.value == "STRUCTURED_VALIDATION_ERROR"]
+    assert errors == [["KeyError: 'y'"]]
+
+
+async def test_a_number_too_long_for_python_is_a_validation_failure_then_a_retry() -> None:
+    class Numbers(BaseModel):
+        v: list[int]
+
+    source = scripted('{"v": [+' + "1" * 5000 + "]}", '{"v": [1]}')
+    result = await l0.structured(Numbers, source)
+    assert result.data.v == [1] and source.calls == 2
+    assert [a.stage for a in result.attempts] == ["parse"]  # (pydantic: too long to read)
+
+
+async def test_unresolved_forward_reference_and_bare_basemodel_fail_up_front() -> None:
+    source = scripted(GOOD)
+    with pytest.raises(l0.ConfigError, match="'User'"):
+        await l0.structured("User", source)
+    with pytest.raises(l0.ConfigError, match="BaseModel itself"):
+        await l0.structured(BaseModel, source)
+    assert source.calls == 0
+
+
+class Node(BaseModel):
+    name: str
+    children: list[Node] = []
+
+
+async def test_recursive_models_stream_partial_objects() -> None:
+    text = '{"name": "r", "children": [{"name": "c1", "children": [{"name": "c2"}]}]}'
+    stream = l0.structured_stream(Node, scripted(list(text)), partial_interval=0)
+    seen = [p async for p in stream]
+    assert seen[-1] == Node(name="r", children=[Node(name="c1", children=[Node(name="c2")])])
+    assert [p.model_dump() for p in seen[:-1]] == [
+        {"name": "r", "children": None},
+        {"name": "r", "children": [{"name": None, "children": None}]},
+        {"name": "r", "children": [{"name": "c1", "children": None}]},
+        {"name": "r", "children": [{"name": "c1", "children": [{"name": None, "children": None}]}]},
+    ]
+
+
+async def test_a_finished_answer_keeps_its_last_number() -> None:
+    source = scripted('{"name": "A", "age": 1')  # finished ("stop"), not cut
+    result = await l0.structured(User, source)
+    assert result.data == User(name="A", age=1) and source.calls == 1
+    assert [c.type for c in result.corrections] == ["missing_closer"]
+
+
+async def test_prose_with_another_value_first_picks_the_schema_kind() -> None:
+    result = await l0.structured(User, scripted('See [1] and [2]: {"name": "A", "age": 1}'))
+    assert result.data == User(name="A", age=1)
+    items = await l0.structured(list[int], scripted('Values {"note": 1}: [1, 2] ok'))
+    assert items.data == [1, 2]
