@@ -110,6 +110,7 @@ class StructuredStream(Generic[T]):
     async def _partials(self) -> AsyncIterator[Any]:
         stream = self.events
         partial = self._validation.schema.partial
+        kind = self._validation.schema.kind
         state, interval = stream.state, self._interval
         growth, least = PARTIAL_GROWTH, PARTIAL_MIN_TOKENS
         count, due, start, parsed_at = 0, least, -1, -interval
@@ -123,7 +124,7 @@ class StructuredStream(Generic[T]):
                     due = count + max(least, int(count * growth))
                     if interval and _clock() - parsed_at < interval:
                         continue  # a burst: no more partial objects than a reader can see
-                    value, start = self._partial(partial, state.content, start)
+                    value, start = _partial(partial, state.content, start, kind)
                     parsed_at = _clock()
                     if value is not None and value != last:
                         last = value
@@ -136,14 +137,6 @@ class StructuredStream(Generic[T]):
                 raise
             raise final from error
         yield self._result().data
-
-    @staticmethod
-    def _partial(parse: Callable[[str], Any], text: str, start: int) -> tuple[Any, int]:
-        if start < 0:
-            start = _json_start(text)
-            if start < 0:
-                return None, start
-        return parse(text[start:]), start
 
     async def result(self) -> StructuredResult[T]:
         """Run the session to its end (if it is not finished) and return the result;
@@ -202,12 +195,44 @@ class StructuredStream(Generic[T]):
         return itself().__await__()
 
 
-def _json_start(text: str) -> int:
-    """Where the JSON starts in a streamed text (after a fence or prose), or -1."""
-    brace, bracket = text.find("{"), text.find("[")
-    if brace < 0 or 0 <= bracket < brace:
-        return bracket
-    return brace
+def _partial(
+    parse: Callable[[str], Any], text: str, start: int, kind: str | None
+) -> tuple[Any, int]:
+    """A partial object of ``text`` from where its JSON starts (``start``, found once:
+    -1 until then). A start in prose (``Here [as requested]: ```json {...``) that gives
+    nothing is given up for the body of a markdown fence opened after it."""
+    if start < 0:
+        start = _json_start(text, kind, 0)
+        if start < 0:
+            return None, start
+    value = parse(text[start:])
+    if value is None:
+        fence = text.find("```", start)
+        body = text.find("\n", fence) if fence >= 0 else -1
+        later = _json_start(text, kind, body + 1) if body >= 0 else -1
+        if later >= 0:
+            return parse(text[later:]), later
+    return value, start
+
+
+def _json_start(text: str, kind: str | None, at: int) -> int:
+    """Where the JSON starts in a streamed text from ``at`` (after a fence or prose), or
+    -1: the first ``{`` (an object schema), ``[`` (an array schema), or either; the body of
+    a markdown fence opened before it wins."""
+    while True:
+        if kind == "object":
+            opener = text.find("{", at)
+        elif kind == "array":
+            opener = text.find("[", at)
+        else:
+            brace, bracket = text.find("{", at), text.find("[", at)
+            opener = bracket if brace < 0 or 0 <= bracket < brace else brace
+        fence = text.find("```", at, opener if opener >= 0 else len(text))
+        if fence < 0:
+            return opener
+        at = text.find("\n", fence) + 1
+        if at == 0:
+            return -1
 
 
 def structured_stream(
@@ -235,7 +260,8 @@ def structured_stream(
         on_auto_correct=on_auto_correct,
     )
     sources = [validation.with_feedback(f, i) for i, f in enumerate([stream, *fallbacks])]
-    rules = [*_user_rules(guardrails, options.get("config")), StructuredRule(validation)]
+    rules = [*_user_rules(guardrails, options.get("config"), auto_correct),
+             StructuredRule(validation)]
     events = run(sources[0], fallbacks=sources[1:], guardrails=rules, **options)
     validation.bind(events._session)
     return StructuredStream(events, validation, float(partial_interval))
@@ -299,13 +325,38 @@ async def structured_array(item: Any, stream: Any, **options: Any) -> Structured
     return await structured(schema, stream, **options)
 
 
-def _user_rules(guardrails: Iterable[Any] | str | None, config: Any) -> list[Any]:
+# with auto_correct, what these rules reject is what the repair heals: they would turn a
+# fixable answer into a fresh generation, so they are left out (the pattern rule keeps its
+# other categories: refusals, meta commentary, instruction leaks, placeholders)
+_HEALED_RULES = frozenset({"json", "strict_json", "markdown"})
+_HEALED_PATTERNS = ("hedging", "format_collapse")
+
+
+def _user_rules(
+    guardrails: Iterable[Any] | str | None, config: Any, auto_correct: bool = False
+) -> list[Any]:
     if guardrails is None:
         from l0_core.plugins.config import defaults_for_run
 
         guardrails = defaults_for_run(config).guardrails
     if guardrails is None:
         return []
-    if isinstance(guardrails, str):
-        return [guardrails]
-    return list(guardrails)
+    items = [guardrails] if isinstance(guardrails, str) else list(guardrails)
+    if not auto_correct:
+        return items
+    from l0_core.guardrails.rule import RuleSpec
+    from l0_core.guardrails.rules.presets import expand
+
+    kept: list[Any] = []
+    for item in expand(items):
+        name = item if isinstance(item, str) else getattr(item, "name", None)
+        if name in _HEALED_RULES:
+            continue
+        if name == "pattern" and isinstance(item, str | RuleSpec):
+            options = dict(item.options) if isinstance(item, RuleSpec) else {}
+            exclude = options.get("exclude", ())
+            exclude = [exclude] if isinstance(exclude, str) else list(exclude)
+            options["exclude"] = [*exclude, *_HEALED_PATTERNS]
+            item = RuleSpec("pattern", options)
+        kept.append(item)
+    return kept

@@ -461,3 +461,29 @@ async def test_prose_with_another_value_first_picks_the_schema_kind() -> None:
     assert result.data == User(name="A", age=1)
     items = await l0.structured(list[int], scripted('Values {"note": 1}: [1, 2] ok'))
     assert items.data == [1, 2]
+
+
+async def test_partials_when_prose_before_the_fence_holds_a_bracket() -> None:
+    text = 'Here are the results [as requested]:\n```json\n{"name": "Alice", "age": 30}\n```'
+    stream = l0.structured_stream(User, scripted(list(text)), partial_interval=0)
+    seen = [p.model_dump() async for p in stream]
+    assert seen == [{"name": None, "age": None}, {"name": "Alice", "age": None},
+                    {"name": "Alice", "age": 30}]
+    # Any: no kind known, the [ in the prose is tried first, then the fence's body
+    stream = l0.structured_stream(Any, scripted(list(text)), partial_interval=0)
+    assert [p async for p in stream] == [{}, {"name": "Alice"}, {"name": "Alice", "age": 30}]
+
+
+@pytest.mark.parametrize("guardrails", ["recommended", "json_only", "strict"])
+async def test_auto_correct_is_not_defeated_by_format_guardrails(guardrails: str) -> None:
+    for text in ["Sure! ```json\n{'name': 'A', age: 1,}\n```", '{"name": "A", "age": 1,}',
+                 "{'name': 'A', 'age': 1}", "Here is the JSON:\n{\"name\": \"A\", \"age\": 1}"]:
+        source = scripted(text, '{"name": "B", "age": 2}')
+        result = await l0.structured(User, source, guardrails=guardrails)
+        assert result.data == User(name="A", age=1) and source.calls == 1, text
+    refused = scripted("I cannot provide that.", '{"name": "B", "age": 2}')
+    result = await l0.structured(User, refused, guardrails="recommended")
+    assert result.data == User(name="B", age=2) and refused.calls == 2  # still checked
+    strict = scripted("{'name': 'A', 'age': 1}", '{"name": "B", "age": 2}')
+    result = await l0.structured(User, strict, guardrails="json_only", auto_correct=False)
+    assert result.data == User(name="B", age=2) and strict.calls == 2  # as asked
