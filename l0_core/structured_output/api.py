@@ -254,6 +254,7 @@ def structured_stream(
     shortest time between two partial objects (seconds; 0: no limit)."""
     if not isinstance(partial_interval, int | float) or partial_interval < 0:
         raise ConfigError("partial_interval must be a number of seconds >= 0")
+    _check_options(options, feedback)
     validation = Validation(
         compile_schema(schema), auto_correct=auto_correct, strict=strict_mode,
         feedback=feedback, on_validation_error=on_validation_error,
@@ -311,7 +312,12 @@ async def structured_object(
         name: spec if isinstance(spec, tuple) and len(spec) == 2 else (spec, ...)
         for name, spec in shape.items()
     }
-    model: type[BaseModel] = create_model("StructuredObject", **fields)  # type: ignore[call-overload]
+    try:
+        model: type[BaseModel] = create_model("StructuredObject", **fields)  # type: ignore[call-overload]
+    except Exception as exc:
+        raise ConfigError(
+            f"structured_object: each field needs a type or (type, default): {exc}"
+        ) from exc
     return await structured(model, stream, **options)
 
 
@@ -323,6 +329,24 @@ async def structured_array(item: Any, stream: Any, **options: Any) -> Structured
         else list[item]
     )
     return await structured(schema, stream, **options)
+
+
+def _check_options(options: Mapping[str, Any], feedback: Any) -> None:
+    """Unknown options and a bad ``feedback`` are a clear error before anything runs."""
+    import inspect
+
+    known = set(inspect.signature(run).parameters) - {"stream", "fallbacks", "guardrails"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown option{'s' if len(unknown) > 1 else ''} for structured output: "
+            f"{', '.join(unknown)}"
+        )
+    if not (isinstance(feedback, bool) or callable(feedback)):
+        raise ConfigError(
+            f"feedback must be True, False or a function of the rejected attempt, not "
+            f"{feedback!r}"
+        )
 
 
 # with auto_correct, what these rules reject is what the repair heals: they would turn a

@@ -221,9 +221,12 @@ async def test_structured_events_on_the_session_stream() -> None:
     assert names == [
         "STRUCTURED_PARSE_START", "STRUCTURED_VALIDATION_START", "STRUCTURED_VALIDATION_END",
         "STRUCTURED_VALIDATION_ERROR", "STRUCTURED_PARSE_END",
-        "STRUCTURED_PARSE_START", "STRUCTURED_AUTO_CORRECT_START", "STRUCTURED_AUTO_CORRECT_END",
+        "STRUCTURED_PARSE_START", "STRUCTURED_VALIDATION_START", "STRUCTURED_VALIDATION_END",
+        "STRUCTURED_AUTO_CORRECT_START", "STRUCTURED_AUTO_CORRECT_END",
         "STRUCTURED_VALIDATION_START", "STRUCTURED_VALIDATION_END", "STRUCTURED_PARSE_END",
     ]
+    ends = [m["valid"] for n, m in structured if n == "STRUCTURED_VALIDATION_END"]
+    assert ends == [False, False, True]
     meta = dict(structured)
     assert structured[0][1]["contentLength"] == len(WRONG_TYPE)
     assert structured[4][1]["success"] is False and structured[-1][1]["success"] is True
@@ -410,6 +413,10 @@ async def test_a_validator_that_raises_is_a_rejection_and_a_retry() -> None:
     assert [(a.stage, a.errors) for a in result.attempts] == [("validation", ("KeyError: 'y'",))]
     errors = [e.meta["errors"] for e in seen if e.type.value == "STRUCTURED_VALIDATION_ERROR"]
     assert errors == [["KeyError: 'y'"]]
+    names = [e.type.value for e in seen if e.type.value.startswith("STRUCTURED")][:5]
+    assert names == ["STRUCTURED_PARSE_START", "STRUCTURED_VALIDATION_START",
+                     "STRUCTURED_VALIDATION_END", "STRUCTURED_VALIDATION_ERROR",
+                     "STRUCTURED_PARSE_END"]
 
 
 async def test_a_number_too_long_for_python_is_a_validation_failure_then_a_retry() -> None:
@@ -487,3 +494,14 @@ async def test_auto_correct_is_not_defeated_by_format_guardrails(guardrails: str
     strict = scripted("{'name': 'A', 'age': 1}", '{"name": "B", "age": 2}')
     result = await l0.structured(User, strict, guardrails="json_only", auto_correct=False)
     assert result.data == User(name="B", age=2) and strict.calls == 2  # as asked
+
+
+async def test_bad_options_are_config_errors_naming_them() -> None:
+    source = scripted(GOOD)
+    with pytest.raises(l0.ConfigError, match="each field needs a type"):
+        await l0.structured_object({"a": 5}, source)
+    with pytest.raises(l0.ConfigError, match="unknown option for structured output: retries"):
+        await l0.structured(User, source, retries=3)
+    with pytest.raises(l0.ConfigError, match="feedback must be"):
+        await l0.structured(User, source, feedback="yes")
+    assert source.calls == 0
