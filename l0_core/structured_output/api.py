@@ -6,14 +6,20 @@ runtime's own, and so are the stream id and the event stream.
 
 ``structured_stream`` yields typed partial objects while the JSON streams. Parsing the
 whole text again on every token would cost O(n²) over a document (what instructor does).
-Instead a partial object is parsed when the stream has grown by a quarter (in tokens)
-since the last parse and by at least 16 tokens, so the parses add up to about five times
-the length of the text: O(n) in all, a cost per token that stays flat however long the
-answer. The latency this implies: a partial object reflects at least four fifths of the
-text streamed so far (all but at most 16 tokens of a short one). In a burst (tokens
-arriving faster than anyone can read, as from a cache or a fast local model) partial
-objects are also at least ``partial_interval`` (20 ms) apart, which only skips parses.
-The last object yielded is always the final, validated one.
+Instead a partial object is parsed when either
+
+- the stream has grown by a quarter (in tokens) since the last parse, and by at least 16
+  tokens: the parses add up to about five times the length of the text, O(n) in all, a
+  cost per token that stays flat however long the answer; or
+- ``PARTIAL_LATENCY`` (50 ms) has passed since the last parse and at least four times what
+  that parse took: a stream paced by the network (tokens tens of ms apart) gets a partial
+  object at least every 50 ms, whatever its length, for at most a fifth of its time.
+
+So in a burst (tokens arriving faster than anyone can read, as from a cache or a fast local
+model) the gap between partial objects grows with the text (a quarter of it: about 4 000
+tokens into a 20 000-token burst); at reading speed it is bounded in time. Partial objects
+are also at least ``partial_interval`` (20 ms) apart, which only skips parses. The last
+object yielded is always the final, validated one.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ _clock = time.monotonic
 PARTIAL_GROWTH = 0.25  # parse a partial object when the text grew by this share ...
 PARTIAL_MIN_TOKENS = 16  # ... and by at least this many tokens ...
 PARTIAL_INTERVAL = 0.02  # ... and this many seconds after the last parse
+PARTIAL_LATENCY = 0.05  # or: this many seconds (and 4x the last parse's time) passed
 
 
 class StructuredResult(Generic[T]):
@@ -113,19 +120,23 @@ class StructuredStream(Generic[T]):
         kind = self._validation.schema.kind
         state, interval = stream.state, self._interval
         growth, least = PARTIAL_GROWTH, PARTIAL_MIN_TOKENS
-        count, due, start, parsed_at = 0, least, -1, -interval
+        count, due, start = 0, least, -1
+        # parsed_at: for the latency rule (from the start); shown_at: for partial_interval
+        parsed_at, shown_at, patience = _clock(), -interval, max(interval, PARTIAL_LATENCY)
         last: Any = None
         try:
             async for event in stream:
                 if type(event) is Token:
                     count += 1
-                    if count < due:
+                    now = _clock()
+                    if count < due and now - parsed_at < patience:
                         continue
                     due = count + max(least, int(count * growth))
-                    if interval and _clock() - parsed_at < interval:
+                    if interval and now - shown_at < interval:
                         continue  # a burst: no more partial objects than a reader can see
                     value, start = _partial(partial, state.content, start, kind)
-                    parsed_at = _clock()
+                    parsed_at = shown_at = _clock()
+                    patience = max(interval, PARTIAL_LATENCY, 4 * (parsed_at - now))
                     if value is not None and value != last:
                         last = value
                         yield value

@@ -505,3 +505,17 @@ async def test_bad_options_are_config_errors_naming_them() -> None:
     with pytest.raises(l0.ConfigError, match="feedback must be"):
         await l0.structured(User, source, feedback="yes")
     assert source.calls == 0
+
+
+async def test_a_paced_stream_gets_partials_bounded_in_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from l0_core.structured_output import api
+
+    monkeypatch.setattr(api, "PARTIAL_LATENCY", 0.004)  # (the default: 50 ms)
+    tokens = ["[1, ", *(f"{i}, " for i in range(2, 12)), "12]"]
+    source = ScriptedSource([Script(tokens, delay=0.012)])
+    stream = l0.structured_stream(list[int], source, partial_interval=0)
+    seen = [p async for p in stream]
+    # far fewer than 16 tokens: without the time rule, only the final list
+    assert seen == [list(range(1, k + 1)) for k in range(1, 13)] + [list(range(1, 13))]
