@@ -444,7 +444,10 @@ class _Scanner:
 
     def _closing(self, i: int, quote: str) -> bool:
         s, end = self.s, self.end
-        j = _WS.match(s, i + 1, end).end()  # type: ignore[union-attr]
+        j = i + 1
+        if j < end and s[j] in _CLOSES_AFTER:  # the usual case: no whitespace between
+            return True
+        j = _WS.match(s, j, end).end()  # type: ignore[union-attr]
         if j >= end:
             return True
         c = s[j]
