@@ -618,6 +618,8 @@ def _repair(s: str, complete: bool = False, kind: str | None = None) -> Repaired
     best: _Scanner | None = None
     best_ok = False
     for at in _candidates(s, start, end):
+        if best_ok and best is not None and at < best.i:
+            continue  # inside a value already read whole: a part of it is never better
         scanner = _Scanner(s, at, end, complete)
         ok = scanner.run()
         if not scanner.out:
