@@ -17,6 +17,7 @@ import functools
 import re
 import types
 import typing
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -220,7 +221,9 @@ def _pydantic(schema: Any) -> PydanticSchema:
 # -- typed partial objects --------------------------------------------------------------------
 
 
-_partials: dict[type[BaseModel], type[BaseModel]] = {}
+# weak: models made per call (structured_object) do not pile up
+_partials: weakref.WeakKeyDictionary[type[BaseModel], type[BaseModel]] = (
+    weakref.WeakKeyDictionary())
 _building: dict[type[BaseModel], str] = {}  # models being made: their forward-ref names
 _made: dict[str, type[BaseModel]] = {}  # made while an outer model is being made
 
