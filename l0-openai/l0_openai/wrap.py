@@ -40,7 +40,9 @@ a JSON Schema dict: one whose ``"type"`` is not OpenAI's ``"text"``, ``"json_obj
 :class:`l0_core.StructuredStream`: partial objects while it streams, the validated object
 last, ``await stream.result()`` for the result; an answer that does not validate is
 retried like any guardrail failure. ``l0={"auto_correct": ..., "strict_mode": ...,
-"feedback": ...}`` sets the structured options.
+"feedback": ...}`` sets the structured options; ``l0={"native": False}`` sends no
+``response_format`` at all (for a provider without native structured outputs: L0 still
+validates, repairs and retries).
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ Kind = Literal["chat", "responses"]
 
 _RUN_OPTIONS = frozenset(inspect.signature(l0_core.run).parameters) - {"stream"}
 _STRUCTURED_OPTIONS = frozenset({"auto_correct", "strict_mode", "feedback",
-                                 "on_validation_error", "on_auto_correct"})
+                                 "on_validation_error", "on_auto_correct", "native"})
 _CHAT_ADAPTER = ChatCompletionsAdapter()
 _RESPONSES_ADAPTER = ResponsesAdapter()
 
@@ -325,8 +327,13 @@ def _structured_request(
                           "only; for responses.create use l0.structured_stream")
     from l0_core.structured_output.schema import compile_schema
 
-    native = compile_schema(fmt).response_format()
-    return fmt, {**request, "response_format": native}, given
+    native = given.pop("native", True)
+    if not isinstance(native, bool):
+        raise ConfigError(f"l0 option native must be True or False, not {native!r}")
+    if not native:
+        compile_schema(fmt)  # a bad schema is still a clear error up front
+        return fmt, {k: v for k, v in request.items() if k != "response_format"}, given
+    return fmt, {**request, "response_format": compile_schema(fmt).response_format()}, given
 
 
 def wrap_client(client: Any, options: Mapping[str, Any]) -> L0AsyncOpenAI:

@@ -6,14 +6,21 @@ runtime's own, and so are the stream id and the event stream.
 
 ``structured_stream`` yields typed partial objects while the JSON streams. Parsing the
 whole text again on every token would cost O(n²) over a document (what instructor does).
-Instead a partial object is parsed when the stream has grown by a quarter (in tokens)
-since the last parse and by at least 16 tokens, so the parses add up to about five times
-the length of the text: O(n) in all, a cost per token that stays flat however long the
-answer. The latency this implies: a partial object reflects at least four fifths of the
-text streamed so far (all but at most 16 tokens of a short one). In a burst (tokens
-arriving faster than anyone can read, as from a cache or a fast local model) partial
-objects are also at least ``partial_interval`` (20 ms) apart, which only skips parses.
-The last object yielded is always the final, validated one.
+Instead a partial object is parsed when either
+
+- the stream has grown by a quarter (in tokens) since the last parse, and by at least 16
+  tokens: the parses add up to about five times the length of the text, O(n) in all, a
+  cost per token that stays flat however long the answer; or
+- ``PARTIAL_LATENCY`` (50 ms) has passed since the last parse and at least four times what
+  that parse took (looked at every 4th token): a stream paced by the network (tokens tens
+  of ms apart) gets a partial object every 50 ms or 4 tokens, whichever is later, whatever
+  its length, for at most a fifth of its time.
+
+So in a burst (tokens arriving faster than anyone can read, as from a cache or a fast local
+model) the gap between partial objects grows with the text (a quarter of it: about 4 000
+tokens into a 20 000-token burst); at reading speed it is bounded in time. Partial objects
+are also at least ``partial_interval`` (20 ms) apart, which only skips parses. The last
+object yielded is always the final, validated one.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ _clock = time.monotonic
 PARTIAL_GROWTH = 0.25  # parse a partial object when the text grew by this share ...
 PARTIAL_MIN_TOKENS = 16  # ... and by at least this many tokens ...
 PARTIAL_INTERVAL = 0.02  # ... and this many seconds after the last parse
+PARTIAL_LATENCY = 0.05  # or: this many seconds (and 4x the last parse's time) passed
 
 
 class StructuredResult(Generic[T]):
@@ -110,21 +118,31 @@ class StructuredStream(Generic[T]):
     async def _partials(self) -> AsyncIterator[Any]:
         stream = self.events
         partial = self._validation.schema.partial
+        kind = self._validation.schema.kind
         state, interval = stream.state, self._interval
         growth, least = PARTIAL_GROWTH, PARTIAL_MIN_TOKENS
-        count, due, start, parsed_at = 0, least, -1, -interval
+        count, due, start = 0, least, -1
+        # parsed_at: for the latency rule (from the start); shown_at: for partial_interval
+        parsed_at, shown_at, patience = _clock(), -interval, max(interval, PARTIAL_LATENCY)
         last: Any = None
         try:
             async for event in stream:
                 if type(event) is Token:
                     count += 1
                     if count < due:
-                        continue
+                        if count & 3:  # the clock is read every 4th token only (~100 ns)
+                            continue
+                        now = _clock()
+                        if now - parsed_at < patience:
+                            continue
+                    else:
+                        now = _clock()
                     due = count + max(least, int(count * growth))
-                    if interval and _clock() - parsed_at < interval:
+                    if interval and now - shown_at < interval:
                         continue  # a burst: no more partial objects than a reader can see
-                    value, start = self._partial(partial, state.content, start)
-                    parsed_at = _clock()
+                    value, start = _partial(partial, state.content, start, kind)
+                    parsed_at = shown_at = _clock()
+                    patience = max(interval, PARTIAL_LATENCY, 4 * (parsed_at - now))
                     if value is not None and value != last:
                         last = value
                         yield value
@@ -136,14 +154,6 @@ class StructuredStream(Generic[T]):
                 raise
             raise final from error
         yield self._result().data
-
-    @staticmethod
-    def _partial(parse: Callable[[str], Any], text: str, start: int) -> tuple[Any, int]:
-        if start < 0:
-            start = _json_start(text)
-            if start < 0:
-                return None, start
-        return parse(text[start:]), start
 
     async def result(self) -> StructuredResult[T]:
         """Run the session to its end (if it is not finished) and return the result;
@@ -202,12 +212,44 @@ class StructuredStream(Generic[T]):
         return itself().__await__()
 
 
-def _json_start(text: str) -> int:
-    """Where the JSON starts in a streamed text (after a fence or prose), or -1."""
-    brace, bracket = text.find("{"), text.find("[")
-    if brace < 0 or 0 <= bracket < brace:
-        return bracket
-    return brace
+def _partial(
+    parse: Callable[[str], Any], text: str, start: int, kind: str | None
+) -> tuple[Any, int]:
+    """A partial object of ``text`` from where its JSON starts (``start``, found once:
+    -1 until then). A start in prose (``Here [as requested]: ```json {...``) that gives
+    nothing is given up for the body of a markdown fence opened after it."""
+    if start < 0:
+        start = _json_start(text, kind, 0)
+        if start < 0:
+            return None, start
+    value = parse(text[start:])
+    if value is None:
+        fence = text.find("```", start)
+        body = text.find("\n", fence) if fence >= 0 else -1
+        later = _json_start(text, kind, body + 1) if body >= 0 else -1
+        if later >= 0:
+            return parse(text[later:]), later
+    return value, start
+
+
+def _json_start(text: str, kind: str | None, at: int) -> int:
+    """Where the JSON starts in a streamed text from ``at`` (after a fence or prose), or
+    -1: the first ``{`` (an object schema), ``[`` (an array schema), or either; the body of
+    a markdown fence opened before it wins."""
+    while True:
+        if kind == "object":
+            opener = text.find("{", at)
+        elif kind == "array":
+            opener = text.find("[", at)
+        else:
+            brace, bracket = text.find("{", at), text.find("[", at)
+            opener = bracket if brace < 0 or 0 <= bracket < brace else brace
+        fence = text.find("```", at, opener if opener >= 0 else len(text))
+        if fence < 0:
+            return opener
+        at = text.find("\n", fence) + 1
+        if at == 0:
+            return -1
 
 
 def structured_stream(
@@ -229,13 +271,15 @@ def structured_stream(
     shortest time between two partial objects (seconds; 0: no limit)."""
     if not isinstance(partial_interval, int | float) or partial_interval < 0:
         raise ConfigError("partial_interval must be a number of seconds >= 0")
+    _check_options(options, feedback)
     validation = Validation(
         compile_schema(schema), auto_correct=auto_correct, strict=strict_mode,
         feedback=feedback, on_validation_error=on_validation_error,
         on_auto_correct=on_auto_correct,
     )
     sources = [validation.with_feedback(f, i) for i, f in enumerate([stream, *fallbacks])]
-    rules = [*_user_rules(guardrails, options.get("config")), StructuredRule(validation)]
+    rules = [*_user_rules(guardrails, options.get("config"), auto_correct),
+             StructuredRule(validation)]
     events = run(sources[0], fallbacks=sources[1:], guardrails=rules, **options)
     validation.bind(events._session)
     return StructuredStream(events, validation, float(partial_interval))
@@ -285,7 +329,12 @@ async def structured_object(
         name: spec if isinstance(spec, tuple) and len(spec) == 2 else (spec, ...)
         for name, spec in shape.items()
     }
-    model: type[BaseModel] = create_model("StructuredObject", **fields)  # type: ignore[call-overload]
+    try:
+        model: type[BaseModel] = create_model("StructuredObject", **fields)  # type: ignore[call-overload]
+    except Exception as exc:
+        raise ConfigError(
+            f"structured_object: each field needs a type or (type, default): {exc}"
+        ) from exc
     return await structured(model, stream, **options)
 
 
@@ -299,13 +348,56 @@ async def structured_array(item: Any, stream: Any, **options: Any) -> Structured
     return await structured(schema, stream, **options)
 
 
-def _user_rules(guardrails: Iterable[Any] | str | None, config: Any) -> list[Any]:
+def _check_options(options: Mapping[str, Any], feedback: Any) -> None:
+    """Unknown options and a bad ``feedback`` are a clear error before anything runs."""
+    import inspect
+
+    known = set(inspect.signature(run).parameters) - {"stream", "fallbacks", "guardrails"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown option{'s' if len(unknown) > 1 else ''} for structured output: "
+            f"{', '.join(unknown)}"
+        )
+    if not (isinstance(feedback, bool) or callable(feedback)):
+        raise ConfigError(
+            f"feedback must be True, False or a function of the rejected attempt, not "
+            f"{feedback!r}"
+        )
+
+
+# with auto_correct, what these rules reject is what the repair heals: they would turn a
+# fixable answer into a fresh generation, so they are left out (the pattern rule keeps its
+# other categories: refusals, meta commentary, instruction leaks, placeholders)
+_HEALED_RULES = frozenset({"json", "strict_json", "markdown"})
+_HEALED_PATTERNS = ("hedging", "format_collapse")
+
+
+def _user_rules(
+    guardrails: Iterable[Any] | str | None, config: Any, auto_correct: bool = False
+) -> list[Any]:
     if guardrails is None:
         from l0_core.plugins.config import defaults_for_run
 
         guardrails = defaults_for_run(config).guardrails
     if guardrails is None:
         return []
-    if isinstance(guardrails, str):
-        return [guardrails]
-    return list(guardrails)
+    items = [guardrails] if isinstance(guardrails, str) else list(guardrails)
+    if not auto_correct:
+        return items
+    from l0_core.guardrails.rule import RuleSpec
+    from l0_core.guardrails.rules.presets import expand
+
+    kept: list[Any] = []
+    for item in expand(items):
+        name = item if isinstance(item, str) else getattr(item, "name", None)
+        if name in _HEALED_RULES:
+            continue
+        if name == "pattern" and isinstance(item, str | RuleSpec):
+            options = dict(item.options) if isinstance(item, RuleSpec) else {}
+            exclude = options.get("exclude", ())
+            exclude = [exclude] if isinstance(exclude, str) else list(exclude)
+            options["exclude"] = [*exclude, *_HEALED_PATTERNS]
+            item = RuleSpec("pattern", options)
+        kept.append(item)
+    return kept

@@ -17,6 +17,7 @@ import functools
 import re
 import types
 import typing
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,6 +53,20 @@ class Schema:
     def json_schema(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    @functools.cached_property
+    def kind(self) -> typing.Literal["object", "array"] | None:
+        """Whether the JSON is an object or an array (``None``: either, or unknown): where
+        prose holds several candidate values, repair prefers one of this kind."""
+        try:
+            document = self.json_schema()
+        except Exception:
+            return None
+        ref = document.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            document = document.get("$defs", {}).get(ref[len("#/$defs/"):], document)
+        kind = document.get("type")
+        return kind if kind in ("object", "array") else None
+
     def response_format(self) -> dict[str, Any]:
         """An OpenAI-style ``response_format`` asking for JSON of this schema (native
         structured outputs). Not ``strict``: OpenAI's strict mode accepts only a subset of
@@ -73,8 +88,12 @@ class PydanticSchema(Schema):
     """A pydantic model or any type ``TypeAdapter`` takes."""
 
     def __init__(self, tp: Any) -> None:
+        if tp is BaseModel:
+            raise ConfigError("schema: BaseModel itself has no fields; pass a subclass of it")
         try:
             self.adapter: TypeAdapter[Any] = TypeAdapter(tp)
+            # built now: an unresolved forward reference ("User") fails here, not mid-run
+            self.adapter.rebuild(raise_errors=True)
         except Exception as exc:
             raise ConfigError(
                 f"schema: {tp!r} is not a type pydantic can validate ({exc})"
@@ -202,18 +221,43 @@ def _pydantic(schema: Any) -> PydanticSchema:
 # -- typed partial objects --------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=256)
-def _partial_model(model: type[BaseModel]) -> type[BaseModel]:
-    """``model`` with every field optional (default ``None``), nested models likewise."""
-    fields: dict[str, Any] = {}
-    for name, info in model.model_fields.items():
-        fields[name] = (
-            partial_type(info.annotation) | None,
-            Field(default=None, alias=info.alias),
+# weak: models made per call (structured_object) do not pile up
+_partials: weakref.WeakKeyDictionary[type[BaseModel], type[BaseModel]] = (
+    weakref.WeakKeyDictionary())
+_building: dict[type[BaseModel], str] = {}  # models being made: their forward-ref names
+_made: dict[str, type[BaseModel]] = {}  # made while an outer model is being made
+
+
+def _partial_model(model: type[BaseModel]) -> Any:
+    """``model`` with every field optional (default ``None``), nested models likewise.
+    A recursive model (``children: list[Node]``) refers to its partial model by a forward
+    reference, resolved once the outermost one is made."""
+    done = _partials.get(model)
+    if done is not None:
+        return done
+    if model in _building:
+        return typing.ForwardRef(_building[model])
+    ref = f"_L0Partial_{model.__name__}_{id(model):x}"
+    _building[model] = ref
+    try:
+        fields: dict[str, Any] = {}
+        for name, info in model.model_fields.items():
+            fields[name] = (
+                typing.Optional[partial_type(info.annotation)],  # noqa: UP045 (forward refs)
+                Field(default=None, alias=info.alias),
+            )
+        made: type[BaseModel] = create_model(
+            f"Partial{model.__name__}", __base__=None, **fields
         )
-    made: type[BaseModel] = create_model(
-        f"Partial{model.__name__}", __base__=None, **fields
-    )
+    finally:
+        del _building[model]
+    _made[ref] = made
+    if not _building:  # the outermost: every forward reference can be resolved now
+        namespace = dict(_made)
+        _made.clear()
+        for each in namespace.values():
+            each.model_rebuild(_types_namespace=namespace)
+    _partials[model] = made
     return made
 
 
@@ -230,7 +274,7 @@ def partial_type(tp: Any) -> Any:
         return partial_type(args[0])  # constraints cannot hold for a value cut mid-way
     mapped = tuple(partial_type(a) for a in args)
     if origin is typing.Union or origin is types.UnionType:
-        return functools.reduce(lambda a, b: a | b, mapped)
+        return typing.Union[mapped]  # noqa: UP007 (forward refs)
     try:
         return origin[mapped] if len(mapped) > 1 else origin[mapped[0]]
     except TypeError:

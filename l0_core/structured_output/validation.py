@@ -97,20 +97,31 @@ class Validation:
         except Invalid as bad:
             emit(T.STRUCTURED_PARSE_END, success=False, durationMs=_ms(started))
             return [self._reject(content, bad)]
+        except Exception as exc:  # a user validator that raised (KeyError...): invalid too
+            raised = Invalid("validation", [f"{type(exc).__name__}: {exc}"])
+            emit(T.STRUCTURED_VALIDATION_END, valid=False, durationMs=_ms(started))
+            emit(T.STRUCTURED_VALIDATION_ERROR, errors=list(raised.errors))
+            emit(T.STRUCTURED_PARSE_END, success=False, durationMs=_ms(started))
+            return [self._reject(content, raised)]
         self.accepted = (data, corrected, corrections)
         emit(T.STRUCTURED_PARSE_END, success=True, durationMs=_ms(started))
         return None
 
     def _parse(self, content: str) -> tuple[Any, str, tuple[Correction, ...]]:
+        # (pydantic parses and validates in one call: VALIDATION_START comes before it, and
+        # an answer that does not parse ends its validation with valid=False)
         t0 = time.perf_counter()
+        self.emit(T.STRUCTURED_VALIDATION_START, schemaName=self.schema.name)
         try:
             data = self.schema.validate_json(content, self.strict)
         except Invalid as first:
             if first.stage == "validation" or not self.auto_correct:
                 self._report_invalid(first, t0, content)
                 raise
+            self.emit(T.STRUCTURED_VALIDATION_END, valid=False, durationMs=_ms(t0))
             repaired = self._repair(content, first)
             t0 = time.perf_counter()
+            self.emit(T.STRUCTURED_VALIDATION_START, schemaName=self.schema.name)
             try:
                 data = self.schema.validate_json(repaired.text, self.strict)
             except Invalid as second:
@@ -126,7 +137,10 @@ class Validation:
         t0 = time.perf_counter()
         emit(T.STRUCTURED_AUTO_CORRECT_START, errorCount=len(first.errors))
         try:
-            repaired = repair_json(content)
+            st = self.session.state if self.session is not None else None
+            # an answer that ended normally is all there is: a number at its end is whole
+            complete = st is None or st.finish_reason != "length"
+            repaired = repair_json(content, complete=complete, expect=self.schema.kind)
         except JSONRepairError as exc:
             emit(T.STRUCTURED_AUTO_CORRECT_END, success=False, correctionsMade=0,
                  durationMs=_ms(t0))
@@ -140,17 +154,15 @@ class Validation:
         return repaired
 
     def _validated(self, t0: float) -> None:
-        self.emit(T.STRUCTURED_VALIDATION_START, schemaName=self.schema.name)
         self.emit(T.STRUCTURED_VALIDATION_END, valid=True, durationMs=_ms(t0))
 
     def _report_invalid(self, bad: Invalid, t0: float, text: str) -> None:
         emit = self.emit
+        emit(T.STRUCTURED_VALIDATION_END, valid=False, durationMs=_ms(t0))
         if bad.stage == "parse":
             emit(T.STRUCTURED_PARSE_ERROR, error=bad.errors[0] if bad.errors else "invalid JSON",
                  contentPreview=text[:_PREVIEW])
             return
-        emit(T.STRUCTURED_VALIDATION_START, schemaName=self.schema.name)
-        emit(T.STRUCTURED_VALIDATION_END, valid=False, durationMs=_ms(t0))
         emit(T.STRUCTURED_VALIDATION_ERROR, errors=list(bad.errors))
 
     def _reject(self, content: str, bad: Invalid) -> Violation:

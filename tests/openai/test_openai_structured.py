@@ -153,3 +153,25 @@ async def test_concurrent_structured_streams_keep_their_own_state() -> None:
             assert attempts[i] == (2 if i % 3 == 0 else 1)
         assert len({r.stream_id for r in results}) == 30
         await assert_all_closed(server, client)
+
+
+class Tree(BaseModel):
+    name: str
+    children: list[Tree] = []
+
+
+async def test_wrapped_native_off_sends_no_response_format_and_recursive_models_stream() -> None:
+    turn = Turn(tokens=['{"name": "r", ', '"children": [{"name": ', '"c"}]}'])
+    async with OpenAIServer(turns=[turn]) as server:
+        client = l0.wrap(raw_client(server), timeout=FAST)
+        stream = await client.chat.completions.create(
+            model=MODEL, messages=MESSAGES, response_format=Tree, stream=True,
+            l0={"native": False})
+        seen = [item async for item in stream]
+        assert seen[-1] == Tree(name="r", children=[Tree(name="c")])
+        assert "response_format" not in server.requests[-1].body
+        with pytest.raises(l0.ConfigError, match="native"):
+            await client.chat.completions.create(
+                model=MODEL, messages=MESSAGES, response_format=Tree, stream=True,
+                l0={"native": "no"})
+        await assert_all_closed(server, client)

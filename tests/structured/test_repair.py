@@ -54,6 +54,42 @@ CASES: list[tuple[str, str, list[tuple[str, int]]]] = [
                                  ("missing_closer", 11)]),
     ('[1, 2,', "[1,2]", [("truncated", 6), ("missing_closer", 6)]),
     ('{"a": }', "{}", [("truncated", 6)]),
+    # review fixes: a stray closer keeps the comma; a fence inside a string is text; a token
+    # that is not a number is kept whole; quotes inside strings; nothing dropped unreported
+    ('[1,}2]', '[1,2]',
+     [('extra_closer', 3)]),
+    ('{"a": 1,]"b": 2}', '{"a":1,"b":2}',
+     [('extra_closer', 8)]),
+    ('{"a": [1,}, "b": 2}', '{"a":[1]}',
+     [('trailing_comma', 8), ('missing_closer', 9), ('prose_after', 10)]),
+    ('{,"a":1}', '{"a":1}',
+     [('extra_comma', 1)]),
+    ('[1,,2]', '[1,2]',
+     [('extra_comma', 3)]),
+    ('{"a": , "b": 1}', '{"b":1}',
+     [('truncated', 6), ('extra_comma', 6)]),
+    ('```json\n{"code": "```python\\nprint(1)\\n```", "n": 2}\n```',
+     '{"code":"```python\\nprint(1)\\n```","n":2}',
+     [('markdown_fence', 0)]),
+    ('```json\n{"a": 1}```', '{"a":1}',
+     [('markdown_fence', 0)]),
+    ('{"price": 1,000, "qty": 3}', '{"price":"1,000","qty":3}',
+     [('number_as_string', 10)]),
+    ('[0x1F, 1_000, 2024-01-01, 1.2.3]', '["0x1F","1_000","2024-01-01","1.2.3"]',
+     [('number_as_string', 1), ('number_as_string', 7), ('number_as_string', 14),
+      ('number_as_string', 26)]),
+    ('{"a": "He said "hi" to me", "n": 2}', '{"a":"He said \\"hi\\" to me","n":2}',
+     [('unescaped_quote', 15), ('unescaped_quote', 18)]),
+    ("{'text': 'it's fine', 'n': 2}", '{"text":"it\'s fine","n":2}',
+     [('single_quotes', 1), ('single_quotes', 9), ('unescaped_quote', 12), ('single_quotes', 22)]),
+    ('[+1e999, -01.5e3]', '[1e999,-1.5e3]',
+     [('number', 1), ('number', 9)]),
+    ('See [1] for details: {"a": 1}', '{"a":1}',
+     [('prose_before', 0)]),
+    ('\ufeff{"a": 1}', '{"a":1}',
+     [('byte_order_mark', 0)]),
+    ('{"a": "\x01\x02\n"}', '{"a":"\\u0001\\u0002\\n"}',
+     [('control_character', 7)]),
 ]
 
 
@@ -224,3 +260,71 @@ def test_thousands_of_one_piece(piece: str) -> None:
         return
     if piece not in ("[", '{"a":', "[1,"):  # (deep: json.loads would recurse too far)
         json.loads(result.text)
+
+
+# -- review regressions --------------------------------------------------------------------------
+
+
+def test_mismatched_closers_are_linear() -> None:
+    n = 100_000
+    repaired, took = _timed("[" * n + "}" * n)
+    assert took < LIMIT
+    assert repaired.text == "[" * n + "]" * n
+    assert [c.type for c in repaired.corrections[:2]] == ["extra_closer", "extra_closer"]
+
+
+def test_megabyte_of_control_characters_is_one_correction_per_run() -> None:
+    repaired, took = _timed('{"a": "' + "\x01" * 1_000_000 + '"}')
+    assert took < LIMIT
+    assert repaired.text == '{"a":"' + "\\u0001" * 1_000_000 + '"}'
+    assert repaired.corrections == (Correction("control_character", 7),)
+
+
+def test_huge_numbers_are_rewritten_as_text_never_raised() -> None:
+    digits = "1" * 5000
+    assert l0.repair_json("[+" + digits + "]").text == "[" + digits + "]"
+    assert l0.repair_json("[0" + digits + "]").text == "[" + digits + "]"
+    assert l0.repair_json("[+1e999]").text == "[1e999]"
+    assert l0.repair_json("[1" + "0" * 400 + ".]").text == "[1" + "0" * 400 + ".0]"
+
+
+def test_complete_keeps_a_number_at_the_end() -> None:
+    assert l0.repair_json('{"a":[1,2').text == '{"a":[1]}'  # a prefix: 2 may be 23
+    done = l0.repair_json('{"a":[1,2', complete=True)
+    assert done.text == '{"a":[1,2]}'
+    assert done.corrections == (Correction("missing_closer", 9), Correction("missing_closer", 9))
+    assert l0.repair_json('{"a": 1, "b": 1e', complete=True).text == '{"a":1}'
+
+
+def test_expect_prefers_the_wanted_kind() -> None:
+    text = 'See [1] and [2, 3] for {"a": 1}, then [4]'
+    assert l0.repair_json(text).text == '{"a":1}'  # the largest
+    assert l0.repair_json(text, expect="object").text == '{"a":1}'
+    assert l0.repair_json(text, expect="array").text == "[2,3]"
+    with pytest.raises(l0.ConfigError, match="expect"):
+        l0.repair_json("[1]", expect="list")  # type: ignore[arg-type]
+
+
+_NOISE = st.lists(st.sampled_from([*'{}[]",:\'\\/*tfnTFNu0123456789.-+eE \n\t`xabc$_#',
+    "```", "```json\n", "True", "None", "NaN", "Infinity", "undefined", "\\u", "\\ud83d", "//",
+    "/*", "*/"]), max_size=40).map("".join)
+
+
+def _ints(value: Any) -> list[int]:
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _ints(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in _ints(v)]
+    return [value] if type(value) is int else []
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_NOISE)
+def test_noise_repairs_to_json_and_never_merges_numbers(text: str) -> None:
+    try:
+        repaired = l0.repair_json(text)
+    except l0.JSONRepairError:
+        return
+    value = json.loads(repaired.text)
+    for n in _ints(value):  # every integer was written as such: never two glued together
+        assert str(abs(n)) in text, (text, repaired.text)

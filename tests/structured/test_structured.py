@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 from typing_extensions import TypedDict
 
 import l0_core as l0
@@ -221,9 +221,12 @@ async def test_structured_events_on_the_session_stream() -> None:
     assert names == [
         "STRUCTURED_PARSE_START", "STRUCTURED_VALIDATION_START", "STRUCTURED_VALIDATION_END",
         "STRUCTURED_VALIDATION_ERROR", "STRUCTURED_PARSE_END",
-        "STRUCTURED_PARSE_START", "STRUCTURED_AUTO_CORRECT_START", "STRUCTURED_AUTO_CORRECT_END",
+        "STRUCTURED_PARSE_START", "STRUCTURED_VALIDATION_START", "STRUCTURED_VALIDATION_END",
+        "STRUCTURED_AUTO_CORRECT_START", "STRUCTURED_AUTO_CORRECT_END",
         "STRUCTURED_VALIDATION_START", "STRUCTURED_VALIDATION_END", "STRUCTURED_PARSE_END",
     ]
+    ends = [m["valid"] for n, m in structured if n == "STRUCTURED_VALIDATION_END"]
+    assert ends == [False, False, True]
     meta = dict(structured)
     assert structured[0][1]["contentLength"] == len(WRONG_TYPE)
     assert structured[4][1]["success"] is False and structured[-1][1]["success"] is True
@@ -387,3 +390,133 @@ async def test_stream_abort_and_async_with_close_the_upstream() -> None:
         async for _ in stream:
             break
     assert source.all_closed and stream.id and stream.errors == []
+
+
+# -- review regressions ---------------------------------------------------------------------------
+
+
+class Derived(BaseModel):
+    x: int
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_y(cls, data: Any) -> Any:
+        data["x"] = int(data["y"]) * 2  # KeyError on an answer without "y"
+        return data
+
+
+async def test_a_validator_that_raises_is_a_rejection_and_a_retry() -> None:
+    seen: list[l0.ObservabilityEvent] = []
+    source = scripted('{"z": 1}', '{"y": 2}')
+    result = await l0.structured(Derived, source, on_event=seen.append)
+    assert result.data.x == 4 and source.calls == 2
+    assert [(a.stage, a.errors) for a in result.attempts] == [("validation", ("KeyError: 'y'",))]
+    errors = [e.meta["errors"] for e in seen if e.type.value == "STRUCTURED_VALIDATION_ERROR"]
+    assert errors == [["KeyError: 'y'"]]
+    names = [e.type.value for e in seen if e.type.value.startswith("STRUCTURED")][:5]
+    assert names == ["STRUCTURED_PARSE_START", "STRUCTURED_VALIDATION_START",
+                     "STRUCTURED_VALIDATION_END", "STRUCTURED_VALIDATION_ERROR",
+                     "STRUCTURED_PARSE_END"]
+
+
+async def test_a_number_too_long_for_python_is_a_validation_failure_then_a_retry() -> None:
+    class Numbers(BaseModel):
+        v: list[int]
+
+    source = scripted('{"v": [+' + "1" * 5000 + "]}", '{"v": [1]}')
+    result = await l0.structured(Numbers, source)
+    assert result.data.v == [1] and source.calls == 2
+    assert [a.stage for a in result.attempts] == ["parse"]  # (pydantic: too long to read)
+
+
+async def test_unresolved_forward_reference_and_bare_basemodel_fail_up_front() -> None:
+    source = scripted(GOOD)
+    with pytest.raises(l0.ConfigError, match="'User'"):
+        await l0.structured("User", source)
+    with pytest.raises(l0.ConfigError, match="BaseModel itself"):
+        await l0.structured(BaseModel, source)
+    assert source.calls == 0
+
+
+class Node(BaseModel):
+    name: str
+    children: list[Node] = []
+
+
+async def test_recursive_models_stream_partial_objects() -> None:
+    text = '{"name": "r", "children": [{"name": "c1", "children": [{"name": "c2"}]}]}'
+    stream = l0.structured_stream(Node, scripted(list(text)), partial_interval=0)
+    seen = [p async for p in stream]
+    assert seen[-1] == Node(name="r", children=[Node(name="c1", children=[Node(name="c2")])])
+    assert [p.model_dump() for p in seen[:-1]] == [
+        {"name": "r", "children": None},
+        {"name": "r", "children": [{"name": None, "children": None}]},
+        {"name": "r", "children": [{"name": "c1", "children": None}]},
+        {"name": "r", "children": [{"name": "c1", "children": [{"name": None, "children": None}]}]},
+    ]
+
+
+async def test_a_finished_answer_keeps_its_last_number() -> None:
+    source = scripted('{"name": "A", "age": 1')  # finished ("stop"), not cut
+    result = await l0.structured(User, source)
+    assert result.data == User(name="A", age=1) and source.calls == 1
+    assert [c.type for c in result.corrections] == ["missing_closer"]
+
+
+async def test_prose_with_another_value_first_picks_the_schema_kind() -> None:
+    result = await l0.structured(User, scripted('See [1] and [2]: {"name": "A", "age": 1}'))
+    assert result.data == User(name="A", age=1)
+    items = await l0.structured(list[int], scripted('Values {"note": 1}: [1, 2] ok'))
+    assert items.data == [1, 2]
+
+
+async def test_partials_when_prose_before_the_fence_holds_a_bracket() -> None:
+    text = 'Here are the results [as requested]:\n```json\n{"name": "Alice", "age": 30}\n```'
+    stream = l0.structured_stream(User, scripted(list(text)), partial_interval=0)
+    seen = [p.model_dump() async for p in stream]
+    assert seen == [{"name": None, "age": None}, {"name": "Alice", "age": None},
+                    {"name": "Alice", "age": 30}]
+    # Any: no kind known, the [ in the prose is tried first, then the fence's body
+    stream = l0.structured_stream(Any, scripted(list(text)), partial_interval=0)
+    assert [p async for p in stream] == [{}, {"name": "Alice"}, {"name": "Alice", "age": 30}]
+
+
+@pytest.mark.parametrize("guardrails", ["recommended", "json_only", "strict"])
+async def test_auto_correct_is_not_defeated_by_format_guardrails(guardrails: str) -> None:
+    for text in ["Sure! ```json\n{'name': 'A', age: 1,}\n```", '{"name": "A", "age": 1,}',
+                 "{'name': 'A', 'age': 1}", "Here is the JSON:\n{\"name\": \"A\", \"age\": 1}"]:
+        source = scripted(text, '{"name": "B", "age": 2}')
+        result = await l0.structured(User, source, guardrails=guardrails)
+        assert result.data == User(name="A", age=1) and source.calls == 1, text
+    refused = scripted("I cannot provide that.", '{"name": "B", "age": 2}')
+    result = await l0.structured(User, refused, guardrails="recommended")
+    assert result.data == User(name="B", age=2) and refused.calls == 2  # still checked
+    strict = scripted("{'name': 'A', 'age': 1}", '{"name": "B", "age": 2}')
+    result = await l0.structured(User, strict, guardrails="json_only", auto_correct=False)
+    assert result.data == User(name="B", age=2) and strict.calls == 2  # as asked
+
+
+async def test_bad_options_are_config_errors_naming_them() -> None:
+    source = scripted(GOOD)
+    with pytest.raises(l0.ConfigError, match="each field needs a type"):
+        await l0.structured_object({"a": 5}, source)
+    with pytest.raises(l0.ConfigError, match="unknown option for structured output: retries"):
+        await l0.structured(User, source, retries=3)
+    with pytest.raises(l0.ConfigError, match="feedback must be"):
+        await l0.structured(User, source, feedback="yes")
+    assert source.calls == 0
+
+
+async def test_a_paced_stream_gets_partials_bounded_in_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from l0_core.structured_output import api
+
+    monkeypatch.setattr(api, "PARTIAL_LATENCY", 0.004)  # (the default: 50 ms)
+    tokens = ["[1, ", *(f"{i}, " for i in range(2, 12)), "12]"]
+    source = ScriptedSource([Script(tokens, delay=0.012)])
+    stream = l0.structured_stream(list[int], source, partial_interval=0)
+    seen = [p async for p in stream]
+    # far fewer than 16 tokens: without the time rule, only the final list; with it, a
+    # partial object at every 4th token (where the clock is read)
+    assert seen == [list(range(1, k + 1)) for k in (4, 8, 12)] + [list(range(1, 13))]
