@@ -61,7 +61,7 @@ async def test_concurrent_streams_with_random_faults() -> None:
                 model="openai/gpt-4o-mini",
                 messages=[{"role": "user", "content": f"conversation {i}"}],
                 api_base=server.base_url, api_key="test",
-                timeout=l0.Timeout(initial_token=2.0, inter_token=1.0),
+                timeout=l0.Timeout(initial_token=5.0, inter_token=2.0),  # 100 clients on 2 cores
                 retry=l0.Retry(attempts=4, network_attempts=4, max_retries=8),
             )
             kinds = [event.type.value async for event in stream]

@@ -65,7 +65,7 @@ async def test_concurrent_streams_with_random_faults() -> None:
     async with OpenAIServer(turns=turn_for) as server:
         client = l0.wrap(
             raw_client(server),
-            timeout=l0.Timeout(initial_token=2.0, inter_token=1.0),
+            timeout=l0.Timeout(initial_token=5.0, inter_token=2.0),  # 100 clients on 2 cores
             retry=l0.Retry(attempts=4, network_attempts=4, max_retries=8),
         )
 
