@@ -37,7 +37,7 @@ from typing import Any
 
 from l0_core.events import Event, ObservabilityEvent, Token
 from l0_core.events import ObservabilityEventType as T
-from l0_core.record.codec import encode_event, encode_obs, jsonable, redact
+from l0_core.record.codec import encode_event, encode_obs, jsonable, redact, scrub
 from l0_core.record.store import FORMAT, Record, Store
 
 __all__ = ["BATCH", "FLUSH_EVERY", "MAX_PENDING", "Recorder", "Writer", "writer_for"]
@@ -132,7 +132,9 @@ class Recorder:
         self.stream_id = event.stream_id
         self._base = (time.time() * 1000.0, _mono())  # one instant on both clocks
         header = {"format": FORMAT, "streamId": event.stream_id, "startedAt": event.ts,
-                  "recordText": self.record_text, "context": jsonable(event.context),
+                  "recordText": self.record_text,
+                  "context": scrub(jsonable(event.context)) if not self.record_text
+                  else jsonable(event.context),
                   **self._options}
         self._others.append((len(self._buf), event.ts, "session", header, None))
         self._meta.update(started=event.ts / 1000.0, model=self._options.get("model"),

@@ -23,7 +23,7 @@ from l0_core.events import Event, ObservabilityEvent, Token
 from l0_core.events import ObservabilityEventType as T
 from l0_core.guardrails.drift import DriftDetector, create_detector
 from l0_core.guardrails.rule import Rule, Violation, create_rules
-from l0_core.record.codec import decode_event, error_from_json
+from l0_core.record.codec import decode_event, error_from_json, violation_from_json
 from l0_core.record.store import Record, Store, recording_error, resolve_store
 from l0_core.runtime.lifecycle import CALLBACK_NAMES, Callbacks, Isolation
 from l0_core.runtime.state import State
@@ -158,6 +158,7 @@ class Replay:
         self.resumed_headers: list[Any] = []
         self._end_record: Record | None = None
         self._dropped: Record | None = None
+        self._ahead: tuple[list[Record], list[Record]] = ([], [])
         self.context: Mapping[str, Any] = {}
 
     # -- the consumer API ---------------------------------------------------------------------
@@ -218,17 +219,41 @@ class Replay:
 
     # -- playing ------------------------------------------------------------------------------
 
+    async def _page(self, seq: int) -> list[Record]:
+        page = await self._store.read(self._id, seq, PAGE)
+        if page and (page[0].seq != seq or page[-1].seq != seq + len(page) - 1):
+            raise recording_error(f"stream {self._id}: records from {seq} are not in "
+                                  f"sequence", stream_id=self._id)
+        return page
+
     async def _pages(self) -> AsyncIterator[list[Record]]:
+        """The log page by page, the next page read ahead (a checkpoint's text may be
+        in the tokens that follow it: :meth:`_checkpoint_text`)."""
         seq = 0
+        page = await self._page(seq)
         while True:
-            page = await self._store.read(self._id, seq, PAGE)
-            if page and (page[0].seq != seq or page[-1].seq != seq + len(page) - 1):
-                raise recording_error(f"stream {self._id}: records from {seq} are not in "
-                                      f"sequence", stream_id=self._id)
+            ahead = await self._page(seq + len(page)) if len(page) == PAGE else []
+            self._ahead = (page, ahead)
             yield page
-            seq += len(page)
             if len(page) < PAGE:
                 return
+            seq += len(page)
+            page = ahead
+
+    def _checkpoint_text(self, record: Record, count: int) -> str:
+        """The text of a recorded checkpoint: its first ``count`` tokens (the last ones
+        may follow the ``CHECKPOINT_SAVED`` record in the log)."""
+        parts = self._state.parts
+        need = count - len(parts)
+        extra: list[str] = []
+        page, ahead = self._ahead
+        if need > 0 and page:
+            for later in [*page[record.seq - page[0].seq + 1:], *ahead]:
+                if later.type == "token" and isinstance(later.data, str):
+                    extra.append(later.data)
+                    if len(extra) == need:
+                        break
+        return "".join([*parts[:count], *extra])
 
     async def _events(self) -> AsyncIterator[Event]:
         last_ts: float | None = None
@@ -343,6 +368,8 @@ class Replay:
             meta["_error"] = error_from_json(meta["_error"])
         st = self._state
         _OBSERVE.get(kind, _nothing_obs)(self, st, meta)
+        if kind is T.CHECKPOINT_SAVED and "checkpoint" not in meta and self._listeners:
+            meta["checkpoint"] = self._checkpoint_text(record, st.checkpoint_parts)
         if kind is T.COMPLETE:
             st.completed = True  # as the live state is when COMPLETE is emitted
             meta["_state"] = st
@@ -386,13 +413,22 @@ _APPLY: dict[str, Callable[[State, Event], None]] = {
 }
 
 
+def _count(rp: Replay, meta: Mapping[str, Any], key: str, default: int = 0) -> int:
+    """``meta[key]`` as a count (RecordingError for anything else)."""
+    value = meta.get(key, default)
+    if type(value) is int and value >= 0:
+        return value
+    raise recording_error(f"stream {rp.id}: a recorded event's {key} is {value!r}, not a "
+                          f"count", stream_id=rp.id)
+
+
 def _attempt(rp: Replay, st: State, meta: dict[str, Any]) -> None:
-    st.attempt = int(meta.get("attempt", 1))
+    st.attempt = _count(rp, meta, "attempt", 1)
     rp._checker.start(st.attempt, st.fallback_index)
 
 
 def _fallback(rp: Replay, st: State, meta: dict[str, Any]) -> None:
-    st.fallback_index, st.attempt = int(meta.get("toIndex", st.fallback_index + 1)), 1
+    st.fallback_index, st.attempt = _count(rp, meta, "toIndex", st.fallback_index + 1), 1
     rp._checker.start(1, st.fallback_index)
 
 
@@ -409,7 +445,7 @@ def _error(rp: Replay, st: State, meta: dict[str, Any]) -> None:
 
 
 def _checkpoint(rp: Replay, st: State, meta: dict[str, Any]) -> None:
-    st.checkpoint_parts = min(int(meta.get("tokenCount", 0)), len(st.parts))
+    st.checkpoint_parts = _count(rp, meta, "tokenCount")
 
 
 def _resume(rp: Replay, st: State, meta: dict[str, Any]) -> None:
@@ -419,9 +455,7 @@ def _resume(rp: Replay, st: State, meta: dict[str, Any]) -> None:
 def _rule_result(rp: Replay, st: State, meta: dict[str, Any]) -> None:
     v = meta.get("violation")
     if not meta.get("passed", True) and isinstance(v, Mapping):
-        violation = Violation(str(v.get("rule", "")), str(v.get("message", "")),
-                              v.get("severity", "error"), bool(v.get("recoverable", True)),
-                              v.get("position"), v.get("suggestion"))
+        violation = violation_from_json(v)
         st.violations.append(violation)
         meta["_violation"] = violation
 

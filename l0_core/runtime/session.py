@@ -636,7 +636,10 @@ class Session:
     def save_checkpoint(self, n_parts: int) -> None:
         st = self.state
         st.checkpoint_parts = n_parts
-        if self.listeners:
+        if self.recorder is not None and len(self.listeners) == 1:
+            # only the recorder listens: it keeps the count, not the text (O(1))
+            self.emit(T.CHECKPOINT_SAVED, tokenCount=n_parts)
+        elif self.listeners:
             self.emit(T.CHECKPOINT_SAVED, checkpoint=st.checkpoint, tokenCount=n_parts)
 
     def may_continue_on_length(self) -> bool:
