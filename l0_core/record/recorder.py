@@ -203,7 +203,17 @@ class Recorder:
         self._waiters.append((loop, future))
         if self._written >= self._submitted:  # written meanwhile
             future.set_result(None)
-        await future
+        while not future.done():
+            await asyncio.wait([future], timeout=1.0)
+            if not future.done() and not self.writer.alive:  # (never expected)
+                if self.error is None:
+                    from l0_core.record.store import recording_error
+
+                    self.error = recording_error(
+                        f"the writer thread of {self.store.url} stopped; "
+                        f"{self._submitted - self._written} batch(es) of session "
+                        f"{self.stream_id} were not written", stream_id=self.stream_id)
+                return
 
     # -- on the writer thread ---------------------------------------------------------------
 
@@ -250,7 +260,10 @@ class Recorder:
         if self._written >= self._submitted:
             waiters, self._waiters = self._waiters, []
             for loop, future in waiters:
-                loop.call_soon_threadsafe(_resolve, future)
+                try:
+                    loop.call_soon_threadsafe(_resolve, future)
+                except RuntimeError:  # that loop is closed: nobody waits there any more
+                    pass
 
     def __repr__(self) -> str:
         return f"<l0 Recorder {self.stream_id} -> {self.store.url}>"
@@ -270,7 +283,9 @@ class Writer:
     called directly; another store's ``append`` coroutine runs on this
     thread's own event loop. At interpreter exit the writer finishes what it
     was given (``atexit``), so the last batch of a session that ended just
-    before is not lost.
+    before is not lost. A writer idle for :data:`IDLE_EXIT` seconds ends its
+    thread and forgets its store (a new batch starts a new thread); closing
+    the store (``close_stores``) stops it too.
     """
 
     def __init__(self, store: Store) -> None:
@@ -279,11 +294,16 @@ class Writer:
         self.submitted_entries = self.written_entries = 0
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()  # the thread's start and its idle exit
         sync = getattr(store, "append_sync", None)
         self._append: Callable[..., Any] = sync if callable(sync) else self._append_async
-        self._thread = threading.Thread(target=self._run, name=f"l0-writer {store.url}",
-                                        daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def alive(self) -> bool:
+        """Whether batches handed over will be written (the thread runs, or will start)."""
+        thread = self._thread
+        return thread is None or thread.is_alive() or self._queue.empty()
 
     @property
     def pending(self) -> int:
@@ -296,7 +316,14 @@ class Writer:
     def submit(self, recorder: Recorder, batch: tuple[list[Any], list[tuple[Any, ...]]],
                size: int, meta: dict[str, Any]) -> None:
         self.submitted_entries += size
-        self._queue.put((recorder, batch, size, meta))
+        with self._lock:
+            self._queue.put((recorder, batch, size, meta))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name=f"l0-writer {self.store.url}")
+                with _writers_lock:
+                    _running.add(self)  # (finished at exit even when forgotten meanwhile)
+                self._thread.start()
 
     def _append_async(self, stream_id: str, records: Sequence[Record],
                       meta: Mapping[str, Any]) -> None:
@@ -304,9 +331,22 @@ class Writer:
             self._loop = asyncio.new_event_loop()
         self._loop.run_until_complete(self.store.append(stream_id, records, meta))
 
+    def _next(self) -> Any:
+        """The next item; ``None`` to stop (asked to, or idle: the thread then ends)."""
+        try:
+            return self._queue.get(timeout=IDLE_EXIT)
+        except queue.Empty:
+            with self._lock:
+                if not self._queue.empty():
+                    return self._queue.get()
+                self._thread = None  # idle: the next submit starts a new thread
+                _forget(self)
+                self._close_loop()
+                return None
+
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
+            first = self._next()
             if first is None:
                 return
             items = [first]
@@ -316,10 +356,16 @@ class Writer:
                 except queue.Empty:
                     break
                 if item is None:
-                    self._write(items)
+                    self._guarded_write(items)
                     return
                 items.append(item)
+            self._guarded_write(items)
+
+    def _guarded_write(self, items: list[tuple[Recorder, Any, int, dict[str, Any]]]) -> None:
+        try:
             self._write(items)
+        except BaseException as exc:  # never let the thread die: later batches would hang
+            log.warning("l0: the writer of %s failed: %r", self.store.url, exc)
 
     def _write(self, items: list[tuple[Recorder, Any, int, dict[str, Any]]]) -> None:
         by_recorder: dict[int, list[Any]] = {}
@@ -338,22 +384,46 @@ class Writer:
                     if records or meta:
                         self._append(recorder.stream_id, records, jsonable(meta))
                     recorder.next_seq += len(records)
-            except Exception as error:
+            except BaseException as error:  # a store's CancelledError too: the thread goes on
                 ok, exc = False, error
             self.written_entries += sum(item[2] for item in group)
             for _ in group:
                 recorder.written(ok, exc)
 
+    def _close_loop(self) -> None:
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
+
     def close(self, timeout: float = 10.0) -> None:
         """Write what is waiting, then stop the thread."""
-        self._queue.put(None)
-        self._thread.join(timeout)
-        if self._loop is not None and not self._thread.is_alive():
-            self._loop.close()
+        with self._lock:
+            thread = self._thread
+            if thread is None:
+                return
+            self._queue.put(None)
+        thread.join(timeout)
+        with self._lock:
+            if not thread.is_alive() and self._thread is thread:
+                self._thread = None
+                self._close_loop()
+        with _writers_lock:
+            _running.discard(self)
 
 
+IDLE_EXIT = 30.0  # seconds: a writer thread with nothing to write for this long ends
 _writers: dict[int, Writer] = {}
 _writers_lock = threading.Lock()
+
+
+_running: set[Writer] = set()  # the writers whose thread runs
+
+
+def _forget(writer: Writer) -> None:
+    with _writers_lock:
+        _running.discard(writer)
+        if _writers.get(id(writer.store)) is writer:
+            del _writers[id(writer.store)]
 
 
 def writer_for(store: Store) -> Writer:
@@ -367,11 +437,22 @@ def writer_for(store: Store) -> Writer:
     return writer
 
 
+def close_writer(store: Store, timeout: float = 10.0) -> None:
+    """Finish and stop the writer thread of ``store`` (when the store is closed)."""
+    with _writers_lock:
+        writer = _writers.get(id(store))
+        if writer is None or writer.store is not store:
+            return
+        del _writers[id(store)]
+    writer.close(timeout)
+
+
 def close_writers(timeout: float = 10.0) -> None:
     """Finish and stop every writer thread (at exit; tests)."""
     with _writers_lock:
-        writers = list(_writers.values())
+        writers = {*_writers.values(), *_running}
         _writers.clear()
+        _running.clear()
     for writer in writers:
         writer.close(timeout)
 

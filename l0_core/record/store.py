@@ -328,11 +328,15 @@ def resolve_store(store: Any) -> Store:
 
 
 async def close_stores() -> None:
-    """Close every store :func:`open_store` opened (tests, shutdown)."""
+    """Close every store :func:`open_store` opened (tests, shutdown), after their writer
+    threads have written what they were given."""
+    from l0_core.record.recorder import close_writer
+
     with _open_lock:
         stores = list(_open.values())
         _open.clear()
     for store in stores:
+        await asyncio.to_thread(close_writer, store)
         await store.close()
 
 

@@ -3,13 +3,20 @@ count, damaged records, writer threads, row sizes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import l0_core as l0
-from l0_core.record import open_store
+from l0_core.record import MemoryStore, Record, open_store
+from l0_core.record import recorder as recorder_module
+from l0_core.record.store import close_stores
 from l0_core.testing import Script, ScriptedSource, instant_backoff
 
 SECRET = "SECRETXYZ"
@@ -89,3 +96,109 @@ async def test_a_checkpoint_is_stored_as_its_count_and_replayed_with_its_text() 
     replayed = l0.replay(stream.id, store=url, on_event=on_event)
     assert await replayed.read() == "".join(text)
     assert seen == [("".join(text[:n]), n) for n in range(1, 301)]
+
+
+# -- the writer thread ---------------------------------------------------------------------------
+
+
+class _Slow(MemoryStore):
+    """A memory store whose appends take a while (a batch stays pending)."""
+
+    def append_sync(self, stream_id: str, records: Sequence[Record],
+                    meta: Mapping[str, Any] | None = None) -> None:
+        time.sleep(0.2)
+        super().append_sync(stream_id, records, meta)
+
+
+def test_a_closed_event_loop_does_not_kill_the_writer() -> None:
+    store = _Slow("memory://slow")
+
+    async def give_up_waiting() -> None:
+        stream = l0.run(stream=ScriptedSource([Script(["x"])]), record=store)
+        assert await stream.read() == "x"
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(stream.recording.wait(), 0.01)
+
+    asyncio.run(give_up_waiting())  # the loop closes while the batch is pending
+
+    async def record_again() -> str:
+        stream = l0.run(stream=ScriptedSource([Script(["y"])]), record=store)
+        assert await stream.read() == "y"
+        await asyncio.wait_for(stream.recording.wait(), 5)
+        assert stream.recording.error is None
+        return stream.id
+
+    stream_id = asyncio.run(record_again())
+    tokens = [r.data for r in asyncio.run(store.read(stream_id)) if r.type == "token"]
+    assert tokens == ["y"]
+
+
+class _Cancelling(MemoryStore):
+    """A store without append_sync whose first append raises CancelledError."""
+
+    append_sync = None  # type: ignore[assignment]
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.calls = 0
+
+    async def append(self, stream_id: str, records: Sequence[Record],
+                     meta: Mapping[str, Any] | None = None) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise asyncio.CancelledError
+        MemoryStore.append_sync(self, stream_id, records, meta)
+
+
+async def test_a_store_raising_cancelled_error_fails_that_session_only() -> None:
+    store = _Cancelling("memory://cancelling")
+    first = l0.run(stream=ScriptedSource([Script(["a"])]), record=store)
+    assert await first.read() == "a"
+    await asyncio.wait_for(first.recording.wait(), 5)
+    assert isinstance(first.recording.error, asyncio.CancelledError)
+    second = l0.run(stream=ScriptedSource([Script(["b"])]), record=store)
+    assert await second.read() == "b"
+    await asyncio.wait_for(second.recording.wait(), 5)
+    assert second.recording.error is None
+    assert [r.data for r in await store.read(second.id) if r.type == "token"] == ["b"]
+
+
+def _until(condition: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def _writer_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name.startswith("l0-writer"))
+
+
+async def test_idle_writers_end_and_start_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(recorder_module, "IDLE_EXIT", 0.05)
+    before = _writer_threads()
+    stores = [MemoryStore(f"memory://idle{i}") for i in range(10)]
+    for store in stores:
+        stream = l0.run(stream=ScriptedSource([Script(["a"])]), record=store)
+        await stream.read()
+        await stream.recording.wait()
+    await asyncio.to_thread(_until, lambda: _writer_threads() == before)
+    assert not any(id(s) in recorder_module._writers for s in stores)
+    # a writer that ended starts again for the next session
+    stream = l0.run(stream=ScriptedSource([Script(["b"])]), record=stores[0])
+    await stream.read()
+    await asyncio.wait_for(stream.recording.wait(), 5)
+    assert [r.data for r in await stores[0].read(stream.id) if r.type == "token"] == ["b"]
+
+
+async def test_closing_the_stores_stops_their_writers(tmp_path: Path) -> None:
+    before = _writer_threads()
+    for _ in range(3):
+        stream = l0.run(stream=ScriptedSource([Script(["a"])]),
+                        record=f"sqlite:///{tmp_path}/c.db")
+        await stream.read()
+        await close_stores()  # written first, then the writer stops
+        assert _writer_threads() == before
+        assert recorder_module._writers == {}
+    infos = await open_store(f"sqlite:///{tmp_path}/c.db").list()
+    assert len(infos) == 3 and all(i.meta["outcome"] == "completed" for i in infos)
