@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+import stat
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import l0_core as l0
+from l0_core.plugins import config as l0_config
 from l0_core.record import MemoryStore, Record, open_store
 from l0_core.record import recorder as recorder_module
+from l0_core.record import sqlite as sqlite_module
+from l0_core.record.sqlite import SQLiteStore
 from l0_core.record.store import close_stores
 from l0_core.testing import Script, ScriptedSource, instant_backoff
 
@@ -202,3 +207,146 @@ async def test_closing_the_stores_stops_their_writers(tmp_path: Path) -> None:
         assert recorder_module._writers == {}
     infos = await open_store(f"sqlite:///{tmp_path}/c.db").list()
     assert len(infos) == 3 and all(i.meta["outcome"] == "completed" for i in infos)
+
+
+# -- the SQLite store ----------------------------------------------------------------------------
+
+
+def _events_source(*events: l0.Event) -> Any:
+    async def source() -> AsyncIterator[l0.Event]:
+        for event in events:
+            yield event
+
+    return source
+
+
+async def test_sqlite_splits_a_batch_by_size_and_refuses_one_record_too_large(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "MAX_ROW_BYTES", 20_000)
+    url = f"sqlite:///{tmp_path}/events.db"
+    big = [l0.Data("x" * 6000) for _ in range(6)]  # one batch, 36 kB: more than a row
+    stream = l0.run(stream=_events_source(l0.Token("a"), *big), adapter="events", record=url)
+    assert [e.type.value async for e in stream] == ["token", *["data"] * 6, "complete"]
+    await stream.recording.wait()
+    assert stream.recording.error is None
+    replayed = l0.replay(stream.id, store=url)
+    assert [getattr(e, "data", None) async for e in replayed][1:7] == ["x" * 6000] * 6
+
+    huge = l0.run(stream=_events_source(l0.Token("b"), l0.Data("y" * 30_000), l0.Token("c")),
+                  adapter="events", record=url)
+    assert await huge.read() == "bc"  # the session goes on
+    await huge.recording.wait()
+    assert isinstance(huge.recording.error, l0.RecordingError)
+    assert "more than the 20000 a row may hold" in huge.recording.error.message
+    # its batch was refused whole; the store stays readable
+    assert await open_store(url).info(huge.id) is None
+    assert len(await open_store(url).read(stream.id)) == (await open_store(url).info(
+        stream.id)).length  # type: ignore[union-attr]
+
+
+def _many_rows(path: Path, n: int) -> None:
+    """A session of ``n`` rows of one record each (as ``n`` one-token batches leave it)."""
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.executemany("INSERT INTO events VALUES ('s', ?, 1, '[[1.0, \"token\", \"t\"]]')",
+                         [(i,) for i in range(n)])
+        conn.execute("INSERT INTO streams VALUES ('s', ?, 1.0, 1.0, '{}')", (n,))
+    conn.close()
+
+
+def _steps(store: SQLiteStore, from_seq: int) -> int:
+    """SQLite's virtual-machine steps (in thousands) of one read."""
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    conn = store._connection()
+    conn.set_progress_handler(count, 1000)
+    try:
+        assert [r.seq for r in store.read_sync("s", from_seq, 2)] == [from_seq, from_seq + 1]
+    finally:
+        conn.set_progress_handler(None, 0)
+    return steps[0]
+
+
+async def test_sqlite_reads_from_a_seq_without_scanning_the_session(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/events.db"
+    await open_store(url).list()  # the schema
+    await asyncio.to_thread(_many_rows, tmp_path / "events.db", 20_000)
+    store = SQLiteStore(url)
+    near_end = await asyncio.to_thread(_steps, store, 19_990)
+    whole = await asyncio.to_thread(_steps, store, 0)  # (reads 2 rows: a few steps)
+    # the rows before from_seq - ROW_RECORDS are not visited (they were: 20 000 rows)
+    assert near_end < whole + 60
+    assert await store.read("s", 20_000) == []
+    await store.close()
+
+
+async def test_sqlite_notices_a_damaged_count_and_a_missing_tail(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    url = f"sqlite:///{path}"
+    store = open_store(url)
+    await store.append("s", [Record(i, 1.0, "token", "t") for i in range(10)])
+    await store.append("s", [Record(i, 1.0, "token", "t") for i in range(10, 20)])
+    await store.close()
+    await asyncio.to_thread(_sql, path, "UPDATE events SET count = -3 WHERE seq = 10")
+    with pytest.raises(l0.RecordingError, match="count -3 is damaged"):
+        await SQLiteStore(url).read("s")
+    await asyncio.to_thread(_sql, path, "DELETE FROM events WHERE seq = 10")
+    with pytest.raises(l0.RecordingError, match=r"records 10\.\.19 are missing"):
+        await SQLiteStore(url).read("s")
+    assert len(await SQLiteStore(url).read("s", 0, 10)) == 10  # the prefix still reads
+
+
+def _sql(path: Path, statement: str) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute(statement)
+    conn.commit()
+    conn.close()
+
+
+def _modes(top: Path) -> list[int]:
+    return [stat.S_IMODE(p.stat().st_mode) for p in (top / "a", top / "a" / "b")]
+
+
+async def test_every_new_directory_is_private(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/a/b/events.db"
+    await open_store(url).append("s", [Record(0, 1.0, "session", {})])
+    assert await asyncio.to_thread(_modes, tmp_path) == [0o700, 0o700]
+
+
+@pytest.mark.parametrize("url", ["sqlite://x.db", "sqlite:///"])
+async def test_a_bad_sqlite_url_is_a_config_error(url: str, tmp_path: Path) -> None:
+    with pytest.raises(l0.ConfigError, match="SQLite store URL|names no file"):
+        l0.run(stream=ScriptedSource([Script(["a"])]), record=url)
+    with pytest.raises(l0.ConfigError, match="L0_STORE: key 'store'"):
+        l0_config.load(environ={"L0_STORE": url})
+
+
+# -- the store contract --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@pytest.mark.parametrize("bad", [
+    [Record(0, 1.0, "data", object())],
+    [Record(0, 1.0, "data", {1: "key not a str"})],
+    [Record(0, float("nan"), "token", "a")],
+    [Record(0, 1.0, "data", {"x": float("inf")})],
+    [("a",)],
+])
+async def test_stores_refuse_what_is_not_a_json_record(tmp_path: Path, kind: str,
+                                                       bad: list[Any]) -> None:
+    store = MemoryStore() if kind == "memory" else SQLiteStore(f"sqlite:///{tmp_path}/e.db")
+    with pytest.raises(l0.RecordingError):
+        await store.append("s", bad)
+    assert await store.info("s") is None  # nothing was stored
+    await store.append("s", [Record(0, 1.0, "token", "ok")])
+    assert [r.data for r in await store.read("s")] == ["ok"]
+    for call in (lambda: store.read("s", "x"), lambda: store.read("s", -1),  # type: ignore[arg-type]
+                 lambda: store.read("s", 0, "2"), lambda: store.expire("x")):  # type: ignore[arg-type]
+        with pytest.raises(l0.RecordingError):
+            await call()
+    await store.close()
