@@ -320,7 +320,7 @@ async def test_every_new_directory_is_private(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("url", ["sqlite://x.db", "sqlite:///"])
 async def test_a_bad_sqlite_url_is_a_config_error(url: str, tmp_path: Path) -> None:
-    with pytest.raises(l0.ConfigError, match="SQLite store URL|names no file"):
+    with pytest.raises(l0.ConfigError, match=r"SQLite store URL|names no file"):
         l0.run(stream=ScriptedSource([Script(["a"])]), record=url)
     with pytest.raises(l0.ConfigError, match="L0_STORE: key 'store'"):
         l0_config.load(environ={"L0_STORE": url})
