@@ -14,6 +14,8 @@ they never change what is replayed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,9 +30,10 @@ from l0_core.record.store import Record, Store, recording_error, resolve_store
 from l0_core.runtime.lifecycle import CALLBACK_NAMES, Callbacks, Isolation
 from l0_core.runtime.state import State
 
-__all__ = ["Finding", "Replay", "ReplayReport", "replay"]
+__all__ = ["Finding", "Replay", "ReplayReport", "cut_at", "parts_before", "replay"]
 
 PAGE = 2048  # records read from the store at a time
+MAX_GAP = 5.0  # seconds: with speed > 0, a longer recorded pause is played this long
 
 
 @dataclass
@@ -159,6 +162,8 @@ class Replay:
         self._end_record: Record | None = None
         self._dropped: Record | None = None
         self._ahead: tuple[list[Record], list[Record]] = ([], [])
+        self._wake: asyncio.Event | None = None
+        self._max_gap = MAX_GAP
         self.context: Mapping[str, Any] = {}
 
     # -- the consumer API ---------------------------------------------------------------------
@@ -195,6 +200,16 @@ class Replay:
 
     def abort(self, reason: str = "aborted by the caller") -> None:
         self._aborted = True
+        if self._wake is not None:
+            self._wake.set()  # a pause in progress ends now
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait out a recorded gap (at most ``max_gap``; :meth:`abort` ends it)."""
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        if not self._aborted:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), min(seconds, self._max_gap))
 
     async def aclose(self) -> None:
         gen = self._gen
@@ -267,7 +282,7 @@ class Replay:
                         raise L0Error("the replay was aborted", ErrorCode.STREAM_ABORTED)
                     if speed > 0:
                         if last_ts is not None and record.ts > last_ts:
-                            await asyncio.sleep((record.ts - last_ts) / 1000.0 / speed)
+                            await self._pause((record.ts - last_ts) / 1000.0 / speed)
                         last_ts = record.ts if last_ts is None else max(last_ts, record.ts)
                     data = record.data
                     if plain and record.type == "token" and type(data) is str:
@@ -386,16 +401,25 @@ def _nothing_obs(rp: Replay, st: State, meta: dict[str, Any]) -> None:
     return None
 
 
-def _discard(st: State, event: Event) -> None:
-    offset = getattr(event, "offset", 0)
-    chars, n = 0, 0
-    for n, part in enumerate(st.parts):  # noqa: B007 (n is used after the loop)
+def parts_before(parts: list[str], offset: int) -> int:
+    """How many of ``parts`` a discard at character ``offset`` keeps (whole parts)."""
+    chars = 0
+    for n, part in enumerate(parts):
         if chars >= offset:
-            break
+            return n
         chars += len(part)
-    else:
-        n = len(st.parts)
-    st._truncate(n)
+    return len(parts)
+
+
+def cut_at(parts: list[str], offset: Any) -> None:
+    """Cut ``parts`` where a recorded discard did (``ValueError`` for a bad offset)."""
+    if type(offset) is not int:
+        raise ValueError(f"a discard's offset is {offset!r}, not a count")
+    del parts[parts_before(parts, offset):]
+
+
+def _discard(st: State, event: Event) -> None:
+    st._truncate(parts_before(st.parts, getattr(event, "offset", 0)))
 
 
 def _complete(st: State, event: Event) -> None:
@@ -498,6 +522,7 @@ def replay(
     *,
     store: Any = None,
     speed: float = 0.0,
+    max_gap: float = MAX_GAP,
     guardrails: Iterable[Any] | str | None = None,
     drift: Any = None,
     on_event: Callable[[ObservabilityEvent], Any] | None = None,
@@ -508,19 +533,28 @@ def replay(
     it is iterated.
 
     ``store`` is a store URL, a store object, or ``None`` for the configured
-    store. ``speed=0`` replays at once, ``speed=1`` at the recorded pace.
+    store. ``speed=0`` replays at once, ``speed=1`` at the recorded pace (a pause
+    longer than ``max_gap`` seconds is played as ``max_gap``; :meth:`Replay.abort`
+    ends a pause at once).
     ``guardrails`` / ``drift``: new checks run over the recorded text, reported in
     ``stream.report``. ``on_event``, ``observers`` and the ``on_*`` callbacks of
     :func:`l0_core.run` are fired again as they were for the original session.
     """
     if not isinstance(stream_id, str) or not stream_id:
         raise ConfigError(f"replay: stream_id must be a session id, not {stream_id!r}")
-    if isinstance(speed, bool) or not isinstance(speed, (int, float)) or speed < 0:
+    if (isinstance(speed, bool) or not isinstance(speed, (int, float)) or speed < 0
+            or not math.isfinite(speed)):
         raise ConfigError(f"replay: speed must be a number >= 0 (0: at once), not {speed!r}")
+    if (isinstance(max_gap, bool) or not isinstance(max_gap, (int, float)) or max_gap < 0
+            or math.isnan(max_gap)):
+        raise ConfigError(f"replay: max_gap must be seconds >= 0, not {max_gap!r}")
     unknown = sorted(set(callbacks) - set(CALLBACK_NAMES))
     if unknown:
         raise ConfigError(f"replay: unknown argument(s) {', '.join(unknown)}; callbacks: "
                           f"{', '.join(CALLBACK_NAMES)}")
+    for name, fn in [("on_event", on_event), *callbacks.items()]:
+        if fn is not None and not callable(fn):
+            raise ConfigError(f"replay: {name} must be callable, not {fn!r}")
     resolved = resolve_store(store)
     from l0_core.runtime.stream import _observer_listener
 
@@ -533,7 +567,16 @@ def replay(
     if cbs is not None and cbs.wants_events:
         listeners.append(("callbacks", cbs))
     checker = _Checker(guardrails, drift)
-    if checker.active:  # wrong rule names fail now, not during the replay
+    if checker.active:  # wrong rule names or detectors fail now, not during the replay
         create_rules(guardrails)
-    return Replay(stream_id, resolved, float(speed), listeners, cbs, on_event, checker,
-                  isolation)
+        _check_detector(create_detector(drift))
+    replayed = Replay(stream_id, resolved, float(speed), listeners, cbs, on_event, checker,
+                      isolation)
+    replayed._max_gap = float(max_gap)
+    return replayed
+
+
+def _check_detector(detector: Any) -> None:
+    if detector is not None and not callable(getattr(detector, "check_delta", None)):
+        raise ConfigError(f"replay: drift must be True, a drift detector or its class or "
+                          f"factory, not {detector!r}")

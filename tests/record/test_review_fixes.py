@@ -16,10 +16,12 @@ from typing import Any
 import pytest
 
 import l0_core as l0
+from l0_core.cli import main
 from l0_core.plugins import config as l0_config
 from l0_core.record import MemoryStore, Record, open_store
 from l0_core.record import recorder as recorder_module
 from l0_core.record import sqlite as sqlite_module
+from l0_core.record import store as store_module
 from l0_core.record.sqlite import SQLiteStore
 from l0_core.record.store import close_stores
 from l0_core.testing import Script, ScriptedSource, instant_backoff
@@ -350,3 +352,112 @@ async def test_stores_refuse_what_is_not_a_json_record(tmp_path: Path, kind: str
         with pytest.raises(l0.RecordingError):
             await call()
     await store.close()
+
+
+# -- l0 sessions and replay on damaged records -----------------------------------------------------
+
+_HEADER = Record(0, 1.0, "session", {"format": 1})
+
+
+async def _damaged(url: str) -> None:
+    store = open_store(url)
+    await store.append("good", [_HEADER, Record(1, 2.0, "token", "fine")], {"outcome": "completed"})
+    await store.append("bigstart", [_HEADER, Record(1, 2.0, "token", "a")],
+                       {"started": 1e20, "duration_ms": "x"})
+    await store.append("badoff", [_HEADER, Record(1, 2.0, "discard", {"offset": "abc"})])
+    await store.append("baddelay", [_HEADER, Record(1, 2.0, "RETRY_ATTEMPT",
+                                                    {"delayMs": "soon"})])
+    await store.close()
+
+
+def test_one_damaged_session_never_hides_the_others(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path}/e.db"
+    asyncio.run(_damaged(url))
+    assert main(["sessions", "list", "--store", url]) == 0
+    listed = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert set(listed) == {"good", "bigstart", "badoff", "baddelay"}
+    assert "completed" in listed["good"] and "?" in listed["bigstart"]
+    for bad, why in (("badoff", "offset is 'abc'"), ("baddelay", "'soon'")):
+        for extra in ([], ["--json"]):
+            assert main(["sessions", "show", bad, "--store", url, *extra]) == 1
+            captured = capsys.readouterr()
+            assert f"record 1 ({'discard' if bad == 'badoff' else 'RETRY_ATTEMPT'!r}) is " \
+                   f"malformed" in captured.err and why in captured.err
+    assert main(["sessions", "show", "good", "--store", url]) == 0
+    assert "fine" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("data", "kind"), [
+    ({"text": "x", "offset": "abc"}, "discard"),
+    ({"attempt": None}, "ATTEMPT_START"),
+    ({"tokenCount": [1]}, "CHECKPOINT_SAVED"),
+    ({"id": "c", "name": "f", "arguments": {}, "index": "z"}, "tool_call"),
+    ({"toIndex": {}}, "FALLBACK_START"),
+])
+async def test_a_malformed_record_is_a_recording_error_in_replay(data: Any, kind: str) -> None:
+    store = MemoryStore()
+    await store.append("s", [_HEADER, Record(1, 2.0, kind, data)])
+    with pytest.raises(l0.RecordingError, match="not a count"):
+        await l0.replay("s", store=store).read()
+
+
+async def test_session_export_pages_through_a_long_session(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = MemoryStore("memory://long")
+    await store.append("s", [_HEADER, *(Record(i, 2.0, "token", "t") for i in range(1, 5000))])
+    reads: list[Any] = []
+    original = MemoryStore.read
+
+    async def counted(self: MemoryStore, stream_id: str, from_seq: int = 0,
+                      limit: int | None = None) -> list[Record]:
+        reads.append(limit)
+        return await original(self, stream_id, from_seq, limit)
+
+    monkeypatch.setattr(MemoryStore, "read", counted)
+    monkeypatch.setattr(store_module, "_open", {"memory://long": store})
+    command = ["sessions", "export", "s", "--store", "memory://long"]
+    assert await asyncio.to_thread(main, command) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 5000
+    assert reads and None not in reads  # in pages, never the whole session at once
+
+
+# -- replay's arguments and timing ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"drift": "bogus"}, {"drift": 123}, {"speed": float("nan")}, {"speed": float("inf")},
+    {"on_token": 5}, {"on_event": "x"}, {"max_gap": -1},
+])
+def test_replay_refuses_bad_arguments_at_once(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(l0.ConfigError):
+        l0.replay("s", store=MemoryStore(), **kwargs)
+
+
+async def _gap_session() -> MemoryStore:
+    store = MemoryStore()
+    stream = l0.run(stream=ScriptedSource([Script(["a", "b"])]), record=store)
+    await stream.read()
+    await stream.recording.wait()
+    records = await store.read(stream.id)
+    first = next(r.seq for r in records if r.type == "token")
+    moved = [r if r.seq <= first else r._replace(ts=r.ts + 1e15) for r in records]
+    gap = MemoryStore()
+    await gap.append("s", moved)
+    return gap
+
+
+async def test_a_long_recorded_gap_is_capped_and_abort_ends_it() -> None:
+    store = await _gap_session()
+    started = time.monotonic()
+    assert await l0.replay("s", store=store, speed=1, max_gap=0.2).read() == "ab"
+    assert 0.2 <= time.monotonic() - started < 3
+    replayed = l0.replay("s", store=store, speed=1, max_gap=60)
+    reading = asyncio.ensure_future(replayed.read())
+    await asyncio.sleep(0.2)
+    started = time.monotonic()
+    replayed.abort()
+    with pytest.raises(l0.L0Error) as info:
+        await asyncio.wait_for(reading, 5)
+    assert info.value.code is l0.ErrorCode.STREAM_ABORTED and time.monotonic() - started < 1
