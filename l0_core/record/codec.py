@@ -46,8 +46,8 @@ from l0_core.events import (
 from l0_core.events import ObservabilityEventType as T
 from l0_core.guardrails.rule import Violation
 
-__all__ = ["decode_event", "encode_event", "encode_obs", "error_from_json", "error_to_json",
-           "jsonable", "redact", "scrub", "violation_from_json"]
+__all__ = ["approx_size", "decode_event", "encode_event", "encode_obs", "error_from_json",
+           "error_to_json", "jsonable", "redact", "scrub", "violation_from_json"]
 
 # observability fields that hold model output (left out whole with record_text=False)
 _TEXT_FIELDS = frozenset({"checkpoint", "text", "arguments", "overlapRemoved", "contentPreview",
@@ -67,6 +67,19 @@ def redact(value: Any) -> dict[str, Any]:
     text = value if isinstance(value, str) else repr(value)
     return {"len": len(text), "sha256": hashlib.sha256(text.encode("utf-8", "replace"))
             .hexdigest()}
+
+
+def approx_size(value: Any, depth: int = 0) -> int:
+    """About how many bytes a JSON value takes (its strings' lengths; 8 per other item)."""
+    if isinstance(value, str):
+        return len(value)
+    if depth > 32:
+        return 8
+    if isinstance(value, Mapping):
+        return sum(len(str(k)) + approx_size(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return sum(approx_size(v, depth + 1) for v in value) + 8
+    return 8
 
 
 def jsonable(value: Any, depth: int = 0) -> Any:

@@ -14,9 +14,10 @@ one transaction, so a crash loses at most the batches not yet written: the log
 that remains is always a prefix of the session.
 
 Memory is bounded: the batches waiting for a store's writer hold at most
-:data:`MAX_PENDING` events. When the store is slower than the streams and a
-batch would exceed that, the session's recording stops there: that batch and
-every later one is dropped (the session itself goes on untouched), and at its
+:data:`MAX_PENDING` events and about :data:`MAX_PENDING_BYTES` of text (the
+tokens' text and the size of other events' payloads). When the store is slower
+than the streams and a batch would exceed that, the session's recording stops
+there: that batch and every later one is dropped (the session itself goes on untouched), and at its
 end one ``dropped`` record with the number of events lost closes the log, so
 the log is still a prefix, marked as incomplete. A store that fails (a full
 disk, a schema mismatch) ends the session's recording the same way; the error
@@ -37,16 +38,18 @@ from typing import Any
 
 from l0_core.events import Event, ObservabilityEvent, Token
 from l0_core.events import ObservabilityEventType as T
-from l0_core.record.codec import encode_event, encode_obs, jsonable, redact, scrub
+from l0_core.record.codec import approx_size, encode_event, encode_obs, jsonable, redact, scrub
 from l0_core.record.store import FORMAT, Record, Store
 
-__all__ = ["BATCH", "FLUSH_EVERY", "MAX_PENDING", "Recorder", "Writer", "writer_for"]
+__all__ = ["BATCH", "FLUSH_EVERY", "MAX_PENDING", "MAX_PENDING_BYTES", "Recorder", "Writer",
+           "writer_for"]
 
 log = logging.getLogger("l0")
 
 BATCH = 256  # tokens or events per batch, at most
 FLUSH_EVERY = 0.5  # seconds: a slow stream's batch is handed over at least this often
 MAX_PENDING = 250_000  # events waiting for one store's writer, at most
+MAX_PENDING_BYTES = 64 * 1024 * 1024  # and their approximate size (text), at most
 
 _BATCH2 = 2 * BATCH  # a token takes two entries
 _mono = time.monotonic
@@ -66,9 +69,10 @@ class Recorder:
     :ivar error: the store's error, when writing failed.
     """
 
-    __slots__ = ("_base", "_buf", "_done", "_final_sent", "_handle", "_meta", "_options", "_others",
-                 "_submitted", "_waiters", "_written", "attempts", "dropped", "error",
-                 "next_seq", "record_text", "store", "stream_id", "token", "writer")
+    __slots__ = ("_base", "_buf", "_bytes", "_done", "_final_sent", "_handle", "_meta",
+                 "_options", "_others", "_submitted", "_waiters", "_written", "attempts",
+                 "dropped", "error", "next_seq", "record_text", "store", "stream_id", "token",
+                 "writer")
 
     def __init__(self, store: Store, options: Mapping[str, Any], record_text: bool = True
                  ) -> None:
@@ -86,6 +90,7 @@ class Recorder:
         self.dropped = 0
         self.error: BaseException | None = None
         self._submitted = self._written = 0
+        self._bytes = 0  # the approximate size of the events gathered but tokens
         self._final_sent = self._done = False
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._handle: asyncio.TimerHandle | None = None
@@ -111,6 +116,7 @@ class Recorder:
         """A consumer event other than a token."""
         kind, data = encode_event(event, self.record_text)
         self._others.append((len(self._buf), _mono(), kind, data))
+        self._bytes += approx_size(data)
 
     def __call__(self, event: ObservabilityEvent) -> None:
         """An observability event (the recorder is one of the session's listeners)."""
@@ -181,7 +187,8 @@ class Recorder:
         if not (buf or others or meta or final):
             return
         size = len(buf) // 2 + len(others)
-        if self.dropped or self.error is not None or not self.writer.has_room(size):
+        nbytes, self._bytes = sum(map(len, buf[1::2])) + self._bytes + 64 * len(others), 0
+        if self.dropped or self.error is not None or not self.writer.has_room(size, nbytes):
             self.dropped += size
             if not final:
                 self._meta = meta  # kept for the last batch
@@ -189,10 +196,10 @@ class Recorder:
             buf, others = [], [(0, _mono(), "dropped", {
                 "count": self.dropped,
                 "error": repr(self.error) if self.error is not None else None})]
-            size = 1
+            size, nbytes = 1, 64
             meta["dropped"] = self.dropped
         self._submitted += 1
-        self.writer.submit(self, (buf, others), size, meta)
+        self.writer.submit(self, (buf, others), size, meta, nbytes)
 
     async def wait(self) -> None:
         """Wait until everything handed over so far is written (or has failed)."""
@@ -292,6 +299,7 @@ class Writer:
         self.store = store
         # entries handed over (counted on the event loop) and written (on this thread)
         self.submitted_entries = self.written_entries = 0
+        self.submitted_bytes = self.written_bytes = 0
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()  # the thread's start and its idle exit
@@ -310,14 +318,16 @@ class Writer:
         """Entries handed over and not written yet."""
         return self.submitted_entries - self.written_entries
 
-    def has_room(self, n: int) -> bool:
-        return self.pending + n <= MAX_PENDING
+    def has_room(self, n: int, nbytes: int = 0) -> bool:
+        return (self.pending + n <= MAX_PENDING
+                and self.submitted_bytes - self.written_bytes + nbytes <= MAX_PENDING_BYTES)
 
     def submit(self, recorder: Recorder, batch: tuple[list[Any], list[tuple[Any, ...]]],
-               size: int, meta: dict[str, Any]) -> None:
+               size: int, meta: dict[str, Any], nbytes: int = 0) -> None:
         self.submitted_entries += size
+        self.submitted_bytes += nbytes
         with self._lock:
-            self._queue.put((recorder, batch, size, meta))
+            self._queue.put((recorder, batch, size, meta, nbytes))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, daemon=True,
                                                 name=f"l0-writer {self.store.url}")
@@ -361,13 +371,14 @@ class Writer:
                 items.append(item)
             self._guarded_write(items)
 
-    def _guarded_write(self, items: list[tuple[Recorder, Any, int, dict[str, Any]]]) -> None:
+    def _guarded_write(self, items: list[tuple[Recorder, Any, int, dict[str, Any], int]]
+                       ) -> None:
         try:
             self._write(items)
         except BaseException as exc:  # never let the thread die: later batches would hang
             log.warning("l0: the writer of %s failed: %r", self.store.url, exc)
 
-    def _write(self, items: list[tuple[Recorder, Any, int, dict[str, Any]]]) -> None:
+    def _write(self, items: list[tuple[Recorder, Any, int, dict[str, Any], int]]) -> None:
         by_recorder: dict[int, list[Any]] = {}
         for item in items:
             by_recorder.setdefault(id(item[0]), []).append(item)
@@ -387,6 +398,7 @@ class Writer:
             except BaseException as error:  # a store's CancelledError too: the thread goes on
                 ok, exc = False, error
             self.written_entries += sum(item[2] for item in group)
+            self.written_bytes += sum(item[4] for item in group)
             for _ in group:
                 recorder.written(ok, exc)
 

@@ -461,3 +461,31 @@ async def test_a_long_recorded_gap_is_capped_and_abort_ends_it() -> None:
     with pytest.raises(l0.L0Error) as info:
         await asyncio.wait_for(reading, 5)
     assert info.value.code is l0.ErrorCode.STREAM_ABORTED and time.monotonic() - started < 1
+
+
+class _Held(MemoryStore):
+    """A memory store that writes nothing until released."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.release = threading.Event()
+
+    def append_sync(self, stream_id: str, records: Sequence[Record],
+                    meta: Mapping[str, Any] | None = None) -> None:
+        self.release.wait(10)
+        super().append_sync(stream_id, records, meta)
+
+
+async def test_pending_memory_is_bounded_by_size_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(recorder_module, "MAX_PENDING_BYTES", 1_000_000)
+    store = _Held("memory://held")
+    tokens = ["x" * 100_000] * 40  # 4 MB of text in 40 events: far below MAX_PENDING
+    stream = l0.run(stream=ScriptedSource([Script(tokens)]), record=store)
+    assert len(await stream.read()) == 4_000_000
+    writer = recorder_module.writer_for(store)
+    assert writer.submitted_bytes - writer.written_bytes <= 1_000_000
+    store.release.set()
+    await stream.recording.wait()
+    assert stream.recording.dropped > 0
+    records = await store.read(stream.id)
+    assert records[-1].type == "dropped" and [r.seq for r in records] == list(range(len(records)))
