@@ -227,7 +227,8 @@ def run(
         recorder = start_recording(
             record, record_text, cfg, sources, retry=retry_policy, timeout=timeout_,
             guardrails=guardrails if guardrails is not None else cfg.guardrails, drift=drift,
-            continuation=continue_from_last_good_token, adapter=adapter)
+            continuation=continue_from_last_good_token,
+            adapter=adapter if adapter is not None else cfg.adapter)
         listeners.append(("recorder", recorder))
     session = Session(
         sources, retry=retry_policy, timeout=timeout_,

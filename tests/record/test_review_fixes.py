@@ -489,3 +489,13 @@ async def test_pending_memory_is_bounded_by_size_too(monkeypatch: pytest.MonkeyP
     assert stream.recording.dropped > 0
     records = await store.read(stream.id)
     assert records[-1].type == "dropped" and [r.seq for r in records] == list(range(len(records)))
+
+
+async def test_the_header_records_the_configured_adapter() -> None:
+    cfg = l0_config.load(environ={"L0_ADAPTER": "text"})
+    stream = l0.run(stream=ScriptedSource([Script(["a"])]), record="memory://adapter",
+                    config=cfg)
+    assert await stream.read() == "a"
+    await stream.recording.wait()
+    header = (await open_store("memory://adapter").read(stream.id, 0, 1))[0]
+    assert header.type == "session" and header.data["adapter"] == "text"
