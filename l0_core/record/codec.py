@@ -58,7 +58,7 @@ _SAFE_KEYS = frozenset({
     "rule", "severity", "code", "errorCode", "name", "type", "kind", "phase", "model",
     "timeoutType", "finishReason", "finish_reason", "category", "role", "adapter", "id",
     "types", "errorCategory", "source", "mode", "strategy", "method", "format", "guardrails",
-    "fromModel", "toModel", "provider", "factory", "streamId",
+    "fromModel", "toModel", "provider", "factory", "streamId", "mime_type", "class",
 })
 
 
@@ -210,7 +210,17 @@ def encode_event(event: Event, text: bool) -> tuple[str, Any]:
     payload = jsonable(event.data) if text else redact(repr(event.data))
     if isinstance(event, Message):
         return kind, {"data": payload, "role": event.role}
+    if type(event) is not Data and isinstance(event, Data):  # an Image, an Audio...
+        fields = {name: jsonable(getattr(event, name, None)) for name in _extra_slots(event)}
+        return kind, {"data": payload, "class": type(event).__name__,
+                      "fields": fields if text else scrub(fields)}
     return kind, {"data": payload}
+
+
+def _extra_slots(event: Event) -> list[str]:
+    """The fields a subclass of Data adds (a media event's mime type, partial, id...)."""
+    return [name for cls in type(event).__mro__ if issubclass(cls, Data) and cls is not Data
+            for name in getattr(cls, "__slots__", ())]
 
 
 def decode_event(kind: str, data: Any) -> Event:
@@ -236,10 +246,28 @@ def decode_event(kind: str, data: Any) -> Event:
     if kind == "message":
         return Message(_restore(data.get("data")), data.get("role"))
     if kind == "data":
-        return Data(_restore(data.get("data")))
+        return _data(data)
     if kind == "progress":
         return Progress(_restore(data.get("data")))
     raise _bad(kind)
+
+
+def _data(data: Mapping[str, Any]) -> Data:
+    """A recorded data event, of its own class when it was a subclass (Image, Audio)."""
+    payload = _restore(data.get("data"))
+    from l0_core import events
+
+    cls = getattr(events, str(data.get("class")), None) if "class" in data else None
+    if not (isinstance(cls, type) and issubclass(cls, Data)):
+        return Data(payload)
+    event = object.__new__(cls)
+    event.data = payload
+    fields = data.get("fields")
+    names = _extra_slots(event)
+    for name in names:  # every field set (a missing one None), never a field it lacks
+        value = fields.get(name) if isinstance(fields, Mapping) else None
+        object.__setattr__(event, name, _restore(value))
+    return event
 
 
 def _restore(value: Any, depth: int = 0) -> Any:

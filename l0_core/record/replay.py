@@ -422,6 +422,16 @@ def _discard(st: State, event: Event) -> None:
     st._truncate(parts_before(st.parts, getattr(event, "offset", 0)))
 
 
+def _data_output(st: State, event: Any) -> None:
+    """What the live session kept of a data event: a media event itself unless it is a
+    preview (``partial``), any other data its payload."""
+    if hasattr(event, "mime_type"):
+        if not getattr(event, "partial", False):
+            st.data_outputs.append(event)
+    else:
+        st.data_outputs.append(event.data)
+
+
 def _complete(st: State, event: Event) -> None:
     st.completed = True
     st.usage = event.usage
@@ -432,7 +442,7 @@ _APPLY: dict[str, Callable[[State, Event], None]] = {
     "discard": _discard,
     "complete": _complete,
     "tool_call": lambda st, ev: st.tool_calls.append(ev),  # type: ignore[arg-type]
-    "data": lambda st, ev: st.data_outputs.append(ev.data),
+    "data": lambda st, ev: _data_output(st, ev),
     "progress": lambda st, ev: setattr(st, "last_progress", ev.data),
 }
 

@@ -25,6 +25,7 @@ from l0_core.record import store as store_module
 from l0_core.record.sqlite import SQLiteStore
 from l0_core.record.store import close_stores
 from l0_core.testing import Script, ScriptedSource, instant_backoff
+from tests.record.support import assert_same, record_and_replay
 
 SECRET = "SECRETXYZ"
 
@@ -499,3 +500,41 @@ async def test_the_header_records_the_configured_adapter() -> None:
     await stream.recording.wait()
     header = (await open_store("memory://adapter").read(stream.id, 0, 1))[0]
     assert header.type == "session" and header.data["adapter"] == "text"
+
+
+class Picture(l0.Data):
+    """A media-like subclass of Data (as Image and Audio are)."""
+
+    __slots__ = ("id", "mime_type", "partial")
+
+    def __init__(self, data: Any, mime_type: str, partial: bool = False,
+                 id: str | None = None) -> None:
+        self.data, self.mime_type, self.partial, self.id = data, mime_type, partial, id
+
+
+async def test_data_subclasses_and_bytes_replay_identically(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from l0_core import events
+
+    monkeypatch.setattr(events, "Picture", Picture, raising=False)
+    source = _events_source(
+        l0.Token("pic:"), Picture("aGVsbG8=", "image/png", partial=True, id="p1"),
+        Picture(b"\x89PNG\x00\xff", "image/png", id="p1"), l0.Data({"raw": b"\x00\x01"}))
+    live, again, _ = await record_and_replay("memory://media", stream=source,
+                                             adapter="events")
+    assert_same(live, again)
+    assert again.events[2] == ("data", "Picture", {
+        "data": {"$bytes": "iVBORwD/"}, "id": "p1", "mime_type": "image/png",
+        "partial": False})
+    assert again.events[3][2]["data"] == {"raw": {"$bytes": "AAE="}}
+
+
+async def test_replayed_bytes_are_bytes() -> None:
+    stream = l0.run(stream=_events_source(l0.Data(b"\x00\x01"),
+                                          Picture(b"\x02", "image/png")),
+                    adapter="events", record="memory://bytes")
+    await stream.read()
+    await stream.recording.wait()
+    data = [e async for e in l0.replay(stream.id, store="memory://bytes") if e.is_data]
+    assert data[0].data == b"\x00\x01" and type(data[1]) is l0.Data  # Picture is not in events
