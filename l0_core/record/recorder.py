@@ -1,14 +1,25 @@
 """Recording a live session: ``l0.run(..., record=True | url | store)``.
 
-On the event loop a :class:`Recorder` only appends to lists: a token is its
-monotonic time and its text appended to one list (the session calls
-``recorder.token`` as its per-token ``notify``); every other event is converted
-to JSON-ready values when it happens (there are few of them) and kept apart
-with its place among the tokens. What has gathered is handed to the store's
-:class:`Writer` thread — a *batch* — when it holds :data:`BATCH` tokens or
-events, at every checkpoint, error, attempt start, fallback and completion, at
-most :data:`FLUSH_EVERY` seconds after the previous batch, and at the end of the
-session. The writer
+A :class:`Recorder` does no work per token on the event loop: the session keeps
+every delivered token's text in ``state.parts`` anyway, and the recorder
+*harvests* the texts added since its last look (``parts[taken:]``, O(delta),
+C-level list copies) at the moments that matter — before it records any other
+event (so the order is kept), before the session drops text (a discard), at
+every check tick, at every flush and at the end. A harvested run of tokens
+takes the harvest's time (token timing at tick granularity; replay at
+``speed=1`` spreads a run evenly over the time since the record before it);
+``record_timing="token"`` keeps each token's own time instead, at one clock
+read and one append per token (the session then takes its per-token loop).
+Text that entered ``parts`` but was never delivered (an adapter item whose
+later event failed, a token a check stopped) is never harvested: the runtime
+marks those moments (:meth:`Recorder.hold`, :attr:`Recorder.upto`).
+
+Every other event is converted to JSON-ready values when it happens (there
+are few of them) and kept apart with its place among the tokens. What has
+gathered is handed to the store's :class:`Writer` thread — a *batch* — when it
+holds :data:`BATCH` events (or :data:`RUN` tokens), at every checkpoint, error,
+attempt start, fallback and completion, at most :data:`FLUSH_EVERY` seconds
+after the previous batch, and at the end of the session. The writer
 numbers the records (``seq``, no gaps) and appends each batch to the store in
 one transaction, so a crash loses at most the batches not yet written: the log
 that remains is always a prefix of the session.
@@ -41,7 +52,8 @@ from l0_core.events import ObservabilityEventType as T
 from l0_core.record.codec import approx_size, encode_event, encode_obs, jsonable, redact, scrub
 from l0_core.record.store import FORMAT, Record, Store
 
-__all__ = ["BATCH", "FLUSH_EVERY", "MAX_PENDING", "MAX_PENDING_BYTES", "Recorder", "Writer",
+__all__ = ["BATCH", "FLUSH_EVERY", "MAX_PENDING", "MAX_PENDING_BYTES", "RUN", "TIMINGS",
+           "Recorder", "Writer",
            "writer_for"]
 
 log = logging.getLogger("l0")
@@ -50,8 +62,9 @@ BATCH = 256  # tokens or events per batch, at most
 FLUSH_EVERY = 0.5  # seconds: a slow stream's batch is handed over at least this often
 MAX_PENDING = 250_000  # events waiting for one store's writer, at most
 MAX_PENDING_BYTES = 64 * 1024 * 1024  # and their approximate size (text), at most
+RUN = 4096  # tokens harvested into one batch, at most
+TIMINGS = ("tick", "token")  # record_timing: a run's harvest time, or each token's own
 
-_BATCH2 = 2 * BATCH  # a token takes two entries
 _mono = time.monotonic
 _new = tuple.__new__
 _MS = 1000.0
@@ -69,16 +82,18 @@ class Recorder:
     :ivar error: the store's error, when writing failed.
     """
 
-    __slots__ = ("_base", "_buf", "_bytes", "_done", "_final_sent", "_handle", "_meta",
-                 "_options", "_others", "_submitted", "_waiters", "_written", "attempts",
-                 "dropped", "error", "next_seq", "record_text", "store", "stream_id", "token",
+    __slots__ = ("_base", "_buf", "_bytes", "_done", "_final_sent", "_handle", "_held",
+                 "_held_from", "_meta", "_options", "_others", "_parts", "_state", "_submitted",
+                 "_taken", "_times", "_waiters", "_written", "attempts", "dropped", "error",
+                 "next_seq", "record_text", "store", "stream_id", "timing", "token", "upto",
                  "writer")
 
-    def __init__(self, store: Store, options: Mapping[str, Any], record_text: bool = True
-                 ) -> None:
+    def __init__(self, store: Store, options: Mapping[str, Any], record_text: bool = True,
+                 timing: str = "tick") -> None:
         self.store = store
         self.writer = writer_for(store)
         self.record_text = record_text
+        self.timing = timing
         self._options = options
         self._buf: list[Any] = []  # tokens: time, text, time, text...
         self._others: list[tuple[Any, ...]] = []  # every other event, with its place in _buf
@@ -94,28 +109,105 @@ class Recorder:
         self._final_sent = self._done = False
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._handle: asyncio.TimerHandle | None = None
+        self._state: Any = None
+        self._parts: list[str] = []  # the session's state.parts (bind)
+        self._taken = 0  # parts[:_taken] are harvested
+        self._times: list[float] = []  # record_timing="token": each unharvested token's time
+        #: while set, ``parts[upto:]`` is not delivered yet (a check tick, the first token)
+        self.upto: int | None = None
+        self._held: list[tuple[int, bool, tuple[Any, ...]]] | None = None  # see hold()
+        self._held_from = 0
         self.token = self._token_sink()
 
     # -- on the event loop ------------------------------------------------------------------
 
+    def bind(self, state: Any) -> None:
+        """The session's state, whose ``parts`` the recorder harvests."""
+        self._state = state
+        self._parts = state.parts
+
     def _token_sink(self) -> Callable[[str, Token], None]:
-        """What the session calls per token (its ``notify``): the token's time and text,
-        two appends to a list (the list stays the same object: flushing copies it)."""
-        buf = self._buf
-        append, mono, flush = buf.append, _mono, self.flush
+        """``record_timing="token"``: what the session calls per token (its ``notify``),
+        one clock read appended to a list (the text is harvested from ``parts``)."""
+        append, mono = self._times.append, _mono
 
         def token(text: str, token: Token) -> None:
             append(mono())
-            append(text)
-            if len(buf) >= _BATCH2:
-                flush()
 
         return token
+
+    def _bound(self) -> int:
+        """How many of ``parts`` the consumer has (or is about to have) received."""
+        if self._held is not None:
+            return self._held_from
+        upto = self.upto
+        return len(self._parts) if upto is None else upto
+
+    def harvest(self, bound: int | None = None) -> None:
+        """Take the texts delivered since the last harvest (``parts[taken:bound]``)
+        into the batch: O(delta), one clock read (``RUN`` tokens at most per batch)."""
+        taken = self._taken
+        if bound is None:
+            bound = self._bound()
+        if bound <= taken:
+            if bound < taken:  # the session dropped text it had delivered (a discard)
+                self._taken = bound
+                del self._times[:]
+            return
+        parts, buf, times = self._parts, self._buf, self._times
+        now = _mono()
+        while taken < bound:
+            end = min(bound, taken + RUN)
+            n = end - taken
+            run: list[Any] = [now] * (2 * n)
+            run[1::2] = parts[taken:end]
+            if times:  # record_timing="token": each token's own time
+                own = times[:n]
+                del times[:n]
+                run[0:2 * len(own):2] = own
+            buf += run
+            taken = end
+            self._taken = taken
+            if len(buf) >= 2 * RUN and taken < bound:
+                self._hand_over(False)
+
+    def hold(self) -> None:
+        """The runtime starts an item whose events are delivered together, or not at all
+        (an adapter's list of events): what is recorded meanwhile waits for :meth:`release`."""
+        if self._held is None:
+            self._held_from = len(self._parts)
+            self._held = []
+
+    def release(self, delivered: bool) -> None:
+        """The item of :meth:`hold` ended: its events are recorded in place, or, when it
+        failed (its text already dropped from ``parts``), only its observability events,
+        after the text that was delivered before it."""
+        held, self._held = self._held, None
+        if not held:
+            return
+        if not delivered:
+            del self._times[len(self._parts) - self._taken:]
+        for mark, consumer, entry in held:
+            if not delivered:
+                if consumer:
+                    continue  # never delivered: not recorded
+                mark = min(mark, len(self._parts))
+            self.harvest(mark)
+            self._others.append((len(self._buf), *entry))
+
+    def _add(self, consumer: bool, entry: tuple[Any, ...]) -> None:
+        held = self._held
+        if held is not None:
+            upto = self.upto
+            held.append((len(self._parts) if upto is None else upto, consumer, entry))
+            return
+        self.harvest()
+        self._others.append((len(self._buf), *entry))
 
     def consumer(self, event: Event) -> None:
         """A consumer event other than a token."""
         kind, data = encode_event(event, self.record_text)
-        self._others.append((len(self._buf), _mono(), kind, data))
+        self._add(True, (_mono(), kind, data))
         self._bytes += approx_size(data)
 
     def __call__(self, event: ObservabilityEvent) -> None:
@@ -125,8 +217,11 @@ class Recorder:
             self._start(event)
         elif kind is T.STREAM_INIT:
             self.attempts += 1
-        self._others.append((len(self._buf), event.ts, kind.value,
-                             encode_obs(event, self.record_text), None))
+        data = encode_obs(event, self.record_text)
+        if kind is T.SESSION_END and self._state is not None \
+                and self._state.finish_reason is not None:
+            data["_finishReason"] = self._state.finish_reason  # (replay restores it)
+        self._add(False, (event.ts, kind.value, data, None))
         if kind is T.SESSION_END:
             self._end(event)
         elif kind in _FLUSH_AFTER or len(self._others) >= BATCH:
@@ -178,8 +273,11 @@ class Recorder:
         """Hand the entries gathered so far to the writer thread (never blocks)."""
         if self._final_sent:
             return
-        buf = self._buf[:]  # (a copy: the token sink holds on to the list itself)
-        self._buf.clear()
+        self.harvest()
+        self._hand_over(final)
+
+    def _hand_over(self, final: bool) -> None:
+        buf, self._buf = self._buf, []
         others, self._others = self._others, []
         meta, self._meta = self._meta, {}
         if final:
@@ -474,13 +572,16 @@ atexit.register(close_writers)
 
 def start_recording(record: Any, record_text: Any, cfg: Any, sources: Sequence[Any], *,
                     retry: Any, timeout: Any, guardrails: Any, drift: Any, continuation: Any,
-                    adapter: Any) -> Recorder:
+                    adapter: Any, timing: Any = "tick") -> Recorder:
     """The recorder of one ``l0.run(record=...)`` (``ConfigError`` for a bad value)."""
     from l0_core.errors import ConfigError
     from l0_core.record.store import open_store
 
     if not isinstance(record_text, bool):
         raise ConfigError(f"record_text must be True or False, not {record_text!r}")
+    if timing not in TIMINGS:
+        raise ConfigError(f"record_timing must be \"tick\" (a run of tokens takes the time it "
+                          f"was recorded) or \"token\" (each token its own), not {timing!r}")
     if record is True:
         url = getattr(cfg, "store", None)
         if url is None:
@@ -496,7 +597,8 @@ def start_recording(record: Any, record_text: Any, cfg: Any, sources: Sequence[A
     else:
         raise ConfigError(f"record must be True, a store URL or a store object, not {record!r}")
     options = session_options(sources, retry, timeout, guardrails, drift, continuation, adapter)
-    return Recorder(store, options, record_text)
+    options["timing"] = timing
+    return Recorder(store, options, record_text, timing)
 
 
 def session_options(

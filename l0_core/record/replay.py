@@ -277,13 +277,11 @@ class Replay:
         plain = self._callbacks is None and self._on_event is None and not checker.active
         try:
             async for page in self._pages():
-                for record in page:
+                for i, record in enumerate(page):
                     if self._aborted:
                         raise L0Error("the replay was aborted", ErrorCode.STREAM_ABORTED)
                     if speed > 0:
-                        if last_ts is not None and record.ts > last_ts:
-                            await self._pause((record.ts - last_ts) / 1000.0 / speed)
-                        last_ts = record.ts if last_ts is None else max(last_ts, record.ts)
+                        last_ts = await self._wait(page, i, last_ts)
                     data = record.data
                     if plain and record.type == "token" and type(data) is str:
                         append(data)  # the common case: a token nobody else listens to
@@ -301,6 +299,25 @@ class Replay:
             raise
         finally:
             self._finished = True
+
+    async def _wait(self, page: list[Record], i: int, last_ts: float | None) -> float | None:
+        """``speed > 0``: sleep until ``page[i]`` is due. A run of tokens recorded with one
+        time (``record_timing="tick"``) is spread evenly over the time since the record
+        before it. Returns the time reached."""
+        record = page[i]
+        ts = record.ts
+        if last_ts is None:
+            return ts
+        if ts <= last_ts:
+            return last_ts
+        step = ts - last_ts
+        if record.type == "token":
+            n = 1
+            while i + n < len(page) and page[i + n].type == "token" and page[i + n].ts == ts:
+                n += 1
+            step /= n
+        await self._pause(step / 1000.0 / self._speed)
+        return last_ts + step if step < ts - last_ts else ts
 
     def _record(self, record: Record) -> Event | None:
         """Any record but a plain token: the consumer event it holds, if any."""
@@ -507,6 +524,9 @@ def _summary(rp: Replay, st: State, meta: dict[str, Any]) -> None:
 
 
 def _session_end(rp: Replay, st: State, meta: dict[str, Any]) -> None:
+    reason = meta.pop("_finishReason", None)  # the last attempt's, completed or not
+    if isinstance(reason, str):
+        st.finish_reason = reason
     error = meta.get("_error")
     if isinstance(error, L0Error) and error.code is ErrorCode.STREAM_ABORTED:
         st.aborted = True

@@ -160,6 +160,8 @@ class Session:
         self.isolation = isolation
         self.recorder = recorder  # record=...: l0_core.record.recorder.Recorder
         self.state = State()
+        if recorder is not None:
+            recorder.bind(self.state)  # it harvests state.parts: no per-token work
         self.state.callback_errors = isolation.counts
         if keep_raw:
             self.state.raw_chunks = []
@@ -407,6 +409,8 @@ class Session:
             return None
         dropped = "".join(st.parts[keep:])
         offset = self.chars_at(keep)
+        if self.recorder is not None:
+            self.recorder.harvest()  # the delivered text is recorded before it is dropped
         st._truncate(keep)
         if not continuing:
             del st.tool_calls[attempt.tools_from:]
@@ -558,8 +562,8 @@ class Session:
     def _pick_notify(self) -> Callable[[str, Token], None] | None:
         user = self._pick_user_notify()
         recorder = self.recorder
-        if recorder is None:
-            return user
+        if recorder is None or recorder.timing != "token":
+            return user  # (the recorder harvests state.parts instead)
         record: Callable[[str, Token], None] = recorder.token
         if user is None:
             return record

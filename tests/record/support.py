@@ -90,9 +90,7 @@ class Seen:
         self.state = (st.content, st.completed, st.aborted, st.attempt, st.fallback_index,
                       st.model_retry_count, st.network_retry_count, st.token_count,
                       len(st.errors), [v.rule for v in st.violations], st.drift_detected,
-                      st.resumed,
-                      # (a failed session's last finish reason is not in its events)
-                      st.finish_reason if st.completed else None)
+                      st.resumed, st.finish_reason)
 
 
 async def record_and_replay(url: str, **options: Any) -> tuple[Seen, Seen, l0.Stream]:
