@@ -9,7 +9,8 @@ times wall time); section 2 is a rate in wall time:
 
 1. per token - ``l0.run`` over a pre-built list of ``str`` tokens, and of
    provider-shaped chunks through an adapter, without recording (the baseline),
-   recording to ``memory://`` and to a SQLite file. Two times for each: the event
+   recording to ``memory://`` and to a SQLite file (and to ``memory://`` with
+   ``record_timing="token"``, each token's own time). Two times for each: the event
    loop thread's CPU time until the consumer's loop ends (``loop``: what
    recording costs the loop; the writer thread works alongside), and the whole
    process's until the recording is stored (``until stored``: every thread's
@@ -72,7 +73,8 @@ async def _consume(stream: Any) -> None:
         pass
 
 
-def _live(tokens: list[Any], record: Any, until_stored: bool, adapter: Any = None) -> Runner:
+def _live(tokens: list[Any], record: Any, until_stored: bool, adapter: Any = None,
+          timing: str = "tick") -> Runner:
     """One session; timed until the consumer's loop ends (with the CPU clock: the event
     loop thread's CPU time, what recording costs the loop) or until it is stored (the
     process's CPU time, the writer thread's work included)."""
@@ -80,7 +82,8 @@ def _live(tokens: list[Any], record: Any, until_stored: bool, adapter: Any = Non
 
     async def once() -> float:
         start = timer()
-        stream = l0.run(stream=_source(tokens), record=record, adapter=adapter)
+        stream = l0.run(stream=_source(tokens), record=record, adapter=adapter,
+                        record_timing=timing)
         await _consume(stream)
         if until_stored and stream.recording is not None:
             await stream.recording.wait()
@@ -118,6 +121,10 @@ async def per_token(n: int, rounds: int, folder: Path, kind: str) -> dict[str, A
         "recording to memory://, until stored": _live(items, "memory://bench", True, adapter),
         "recording to sqlite://, loop": _live(items, sqlite_url, False, adapter),
         "recording to sqlite://, until stored": _live(items, sqlite_url, True, adapter),
+        "memory://, record_timing=token, loop": _live(items, "memory://bench", False, adapter,
+                                                       "token"),
+        "memory://, record_timing=token, until stored": _live(items, "memory://bench", True,
+                                                               adapter, "token"),
     }
     samples = await _rounds(runners, rounds)
     rows = []
@@ -198,7 +205,7 @@ def _print(results: dict[str, Any]) -> None:
         print(f"Per token ({pt['tokens']} {pt['kind']} tokens, {pt['rounds']} rounds; ratio to "
               f"no recording, ns added per token)")
         for row in pt["rows"]:
-            print(f"  {row['name']:<40} {row['ns_per_token']:>8.0f} ns  {row['ratio']:>5.2f}x"
+            print(f"  {row['name']:<46} {row['ns_per_token']:>8.0f} ns  {row['ratio']:>5.2f}x"
                   f"  {row['added_ns_per_token']:>+7.0f} ns")
     rate = results["sqlite"]
     d, s = rate["direct"], rate["through_l0_run"]
@@ -209,7 +216,7 @@ def _print(results: dict[str, Any]) -> None:
     rp = results["replay"]
     print(f"Replay ({rp['tokens']} tokens, speed=0; ratio to the live run)")
     for row in rp["rows"]:
-        print(f"  {row['name']:<40} {row['ns_per_token']:>8.0f} ns  {row['ratio']:>5.2f}x")
+        print(f"  {row['name']:<46} {row['ns_per_token']:>8.0f} ns  {row['ratio']:>5.2f}x")
 
 
 async def main(argv: list[str] | None = None) -> dict[str, Any]:

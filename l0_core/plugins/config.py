@@ -383,6 +383,12 @@ def _check_store_url(host: Any, url: str, where: str | None) -> None:
         from l0_core.record.store import unknown_scheme
 
         raise unknown_scheme(stores, scheme, f"{where or 'config'}: key 'store'")
+    check = getattr(stores.get(scheme), "cache_key", None)  # a store may check its URL
+    if callable(check):
+        try:
+            check(url)
+        except ConfigError as exc:
+            raise ConfigError(f"{where or 'config'}: key 'store': {exc.message}") from None
 
 
 def _check_plugin_options(kind: str, ref: PluginRef, factory: Any, where: str | None) -> None:

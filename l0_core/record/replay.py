@@ -14,6 +14,8 @@ they never change what is replayed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,14 +25,15 @@ from l0_core.events import Event, ObservabilityEvent, Token
 from l0_core.events import ObservabilityEventType as T
 from l0_core.guardrails.drift import DriftDetector, create_detector
 from l0_core.guardrails.rule import Rule, Violation, create_rules
-from l0_core.record.codec import decode_event, error_from_json
+from l0_core.record.codec import decode_event, error_from_json, violation_from_json
 from l0_core.record.store import Record, Store, recording_error, resolve_store
 from l0_core.runtime.lifecycle import CALLBACK_NAMES, Callbacks, Isolation
 from l0_core.runtime.state import State
 
-__all__ = ["Finding", "Replay", "ReplayReport", "replay"]
+__all__ = ["Finding", "Replay", "ReplayReport", "cut_at", "parts_before", "replay"]
 
 PAGE = 2048  # records read from the store at a time
+MAX_GAP = 5.0  # seconds: with speed > 0, a longer recorded pause is played this long
 
 
 @dataclass
@@ -158,6 +161,9 @@ class Replay:
         self.resumed_headers: list[Any] = []
         self._end_record: Record | None = None
         self._dropped: Record | None = None
+        self._ahead: tuple[list[Record], list[Record]] = ([], [])
+        self._wake: asyncio.Event | None = None
+        self._max_gap = MAX_GAP
         self.context: Mapping[str, Any] = {}
 
     # -- the consumer API ---------------------------------------------------------------------
@@ -194,6 +200,16 @@ class Replay:
 
     def abort(self, reason: str = "aborted by the caller") -> None:
         self._aborted = True
+        if self._wake is not None:
+            self._wake.set()  # a pause in progress ends now
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait out a recorded gap (at most ``max_gap``; :meth:`abort` ends it)."""
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        if not self._aborted:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), min(seconds, self._max_gap))
 
     async def aclose(self) -> None:
         gen = self._gen
@@ -218,17 +234,41 @@ class Replay:
 
     # -- playing ------------------------------------------------------------------------------
 
+    async def _page(self, seq: int) -> list[Record]:
+        page = await self._store.read(self._id, seq, PAGE)
+        if page and (page[0].seq != seq or page[-1].seq != seq + len(page) - 1):
+            raise recording_error(f"stream {self._id}: records from {seq} are not in "
+                                  f"sequence", stream_id=self._id)
+        return page
+
     async def _pages(self) -> AsyncIterator[list[Record]]:
+        """The log page by page, the next page read ahead (a checkpoint's text may be
+        in the tokens that follow it: :meth:`_checkpoint_text`)."""
         seq = 0
+        page = await self._page(seq)
         while True:
-            page = await self._store.read(self._id, seq, PAGE)
-            if page and (page[0].seq != seq or page[-1].seq != seq + len(page) - 1):
-                raise recording_error(f"stream {self._id}: records from {seq} are not in "
-                                      f"sequence", stream_id=self._id)
+            ahead = await self._page(seq + len(page)) if len(page) == PAGE else []
+            self._ahead = (page, ahead)
             yield page
-            seq += len(page)
             if len(page) < PAGE:
                 return
+            seq += len(page)
+            page = ahead
+
+    def _checkpoint_text(self, record: Record, count: int) -> str:
+        """The text of a recorded checkpoint: its first ``count`` tokens (the last ones
+        may follow the ``CHECKPOINT_SAVED`` record in the log)."""
+        parts = self._state.parts
+        need = count - len(parts)
+        extra: list[str] = []
+        page, ahead = self._ahead
+        if need > 0 and page:
+            for later in [*page[record.seq - page[0].seq + 1:], *ahead]:
+                if later.type == "token" and isinstance(later.data, str):
+                    extra.append(later.data)
+                    if len(extra) == need:
+                        break
+        return "".join([*parts[:count], *extra])
 
     async def _events(self) -> AsyncIterator[Event]:
         last_ts: float | None = None
@@ -237,13 +277,11 @@ class Replay:
         plain = self._callbacks is None and self._on_event is None and not checker.active
         try:
             async for page in self._pages():
-                for record in page:
+                for i, record in enumerate(page):
                     if self._aborted:
                         raise L0Error("the replay was aborted", ErrorCode.STREAM_ABORTED)
                     if speed > 0:
-                        if last_ts is not None and record.ts > last_ts:
-                            await asyncio.sleep((record.ts - last_ts) / 1000.0 / speed)
-                        last_ts = record.ts if last_ts is None else max(last_ts, record.ts)
+                        last_ts = await self._wait(page, i, last_ts)
                     data = record.data
                     if plain and record.type == "token" and type(data) is str:
                         append(data)  # the common case: a token nobody else listens to
@@ -261,6 +299,25 @@ class Replay:
             raise
         finally:
             self._finished = True
+
+    async def _wait(self, page: list[Record], i: int, last_ts: float | None) -> float | None:
+        """``speed > 0``: sleep until ``page[i]`` is due. A run of tokens recorded with one
+        time (``record_timing="tick"``) is spread evenly over the time since the record
+        before it. Returns the time reached."""
+        record = page[i]
+        ts = record.ts
+        if last_ts is None:
+            return ts
+        if ts <= last_ts:
+            return last_ts
+        step = ts - last_ts
+        if record.type == "token":
+            n = 1
+            while i + n < len(page) and page[i + n].type == "token" and page[i + n].ts == ts:
+                n += 1
+            step /= n
+        await self._pause(step / 1000.0 / self._speed)
+        return last_ts + step if step < ts - last_ts else ts
 
     def _record(self, record: Record) -> Event | None:
         """Any record but a plain token: the consumer event it holds, if any."""
@@ -343,6 +400,8 @@ class Replay:
             meta["_error"] = error_from_json(meta["_error"])
         st = self._state
         _OBSERVE.get(kind, _nothing_obs)(self, st, meta)
+        if kind is T.CHECKPOINT_SAVED and "checkpoint" not in meta and self._listeners:
+            meta["checkpoint"] = self._checkpoint_text(record, st.checkpoint_parts)
         if kind is T.COMPLETE:
             st.completed = True  # as the live state is when COMPLETE is emitted
             meta["_state"] = st
@@ -359,16 +418,35 @@ def _nothing_obs(rp: Replay, st: State, meta: dict[str, Any]) -> None:
     return None
 
 
-def _discard(st: State, event: Event) -> None:
-    offset = getattr(event, "offset", 0)
-    chars, n = 0, 0
-    for n, part in enumerate(st.parts):  # noqa: B007 (n is used after the loop)
+def parts_before(parts: list[str], offset: int) -> int:
+    """How many of ``parts`` a discard at character ``offset`` keeps (whole parts)."""
+    chars = 0
+    for n, part in enumerate(parts):
         if chars >= offset:
-            break
+            return n
         chars += len(part)
+    return len(parts)
+
+
+def cut_at(parts: list[str], offset: Any) -> None:
+    """Cut ``parts`` where a recorded discard did (``ValueError`` for a bad offset)."""
+    if type(offset) is not int:
+        raise ValueError(f"a discard's offset is {offset!r}, not a count")
+    del parts[parts_before(parts, offset):]
+
+
+def _discard(st: State, event: Event) -> None:
+    st._truncate(parts_before(st.parts, getattr(event, "offset", 0)))
+
+
+def _data_output(st: State, event: Any) -> None:
+    """What the live session kept of a data event: a media event itself unless it is a
+    preview (``partial``), any other data its payload."""
+    if hasattr(event, "mime_type"):
+        if not getattr(event, "partial", False):
+            st.data_outputs.append(event)
     else:
-        n = len(st.parts)
-    st._truncate(n)
+        st.data_outputs.append(event.data)
 
 
 def _complete(st: State, event: Event) -> None:
@@ -381,18 +459,27 @@ _APPLY: dict[str, Callable[[State, Event], None]] = {
     "discard": _discard,
     "complete": _complete,
     "tool_call": lambda st, ev: st.tool_calls.append(ev),  # type: ignore[arg-type]
-    "data": lambda st, ev: st.data_outputs.append(ev.data),
+    "data": lambda st, ev: _data_output(st, ev),
     "progress": lambda st, ev: setattr(st, "last_progress", ev.data),
 }
 
 
+def _count(rp: Replay, meta: Mapping[str, Any], key: str, default: int = 0) -> int:
+    """``meta[key]`` as a count (RecordingError for anything else)."""
+    value = meta.get(key, default)
+    if type(value) is int and value >= 0:
+        return value
+    raise recording_error(f"stream {rp.id}: a recorded event's {key} is {value!r}, not a "
+                          f"count", stream_id=rp.id)
+
+
 def _attempt(rp: Replay, st: State, meta: dict[str, Any]) -> None:
-    st.attempt = int(meta.get("attempt", 1))
+    st.attempt = _count(rp, meta, "attempt", 1)
     rp._checker.start(st.attempt, st.fallback_index)
 
 
 def _fallback(rp: Replay, st: State, meta: dict[str, Any]) -> None:
-    st.fallback_index, st.attempt = int(meta.get("toIndex", st.fallback_index + 1)), 1
+    st.fallback_index, st.attempt = _count(rp, meta, "toIndex", st.fallback_index + 1), 1
     rp._checker.start(1, st.fallback_index)
 
 
@@ -409,7 +496,7 @@ def _error(rp: Replay, st: State, meta: dict[str, Any]) -> None:
 
 
 def _checkpoint(rp: Replay, st: State, meta: dict[str, Any]) -> None:
-    st.checkpoint_parts = min(int(meta.get("tokenCount", 0)), len(st.parts))
+    st.checkpoint_parts = _count(rp, meta, "tokenCount")
 
 
 def _resume(rp: Replay, st: State, meta: dict[str, Any]) -> None:
@@ -419,9 +506,7 @@ def _resume(rp: Replay, st: State, meta: dict[str, Any]) -> None:
 def _rule_result(rp: Replay, st: State, meta: dict[str, Any]) -> None:
     v = meta.get("violation")
     if not meta.get("passed", True) and isinstance(v, Mapping):
-        violation = Violation(str(v.get("rule", "")), str(v.get("message", "")),
-                              v.get("severity", "error"), bool(v.get("recoverable", True)),
-                              v.get("position"), v.get("suggestion"))
+        violation = violation_from_json(v)
         st.violations.append(violation)
         meta["_violation"] = violation
 
@@ -439,6 +524,9 @@ def _summary(rp: Replay, st: State, meta: dict[str, Any]) -> None:
 
 
 def _session_end(rp: Replay, st: State, meta: dict[str, Any]) -> None:
+    reason = meta.pop("_finishReason", None)  # the last attempt's, completed or not
+    if isinstance(reason, str):
+        st.finish_reason = reason
     error = meta.get("_error")
     if isinstance(error, L0Error) and error.code is ErrorCode.STREAM_ABORTED:
         st.aborted = True
@@ -464,6 +552,7 @@ def replay(
     *,
     store: Any = None,
     speed: float = 0.0,
+    max_gap: float = MAX_GAP,
     guardrails: Iterable[Any] | str | None = None,
     drift: Any = None,
     on_event: Callable[[ObservabilityEvent], Any] | None = None,
@@ -474,19 +563,28 @@ def replay(
     it is iterated.
 
     ``store`` is a store URL, a store object, or ``None`` for the configured
-    store. ``speed=0`` replays at once, ``speed=1`` at the recorded pace.
+    store. ``speed=0`` replays at once, ``speed=1`` at the recorded pace (a pause
+    longer than ``max_gap`` seconds is played as ``max_gap``; :meth:`Replay.abort`
+    ends a pause at once).
     ``guardrails`` / ``drift``: new checks run over the recorded text, reported in
     ``stream.report``. ``on_event``, ``observers`` and the ``on_*`` callbacks of
     :func:`l0_core.run` are fired again as they were for the original session.
     """
     if not isinstance(stream_id, str) or not stream_id:
         raise ConfigError(f"replay: stream_id must be a session id, not {stream_id!r}")
-    if isinstance(speed, bool) or not isinstance(speed, (int, float)) or speed < 0:
+    if (isinstance(speed, bool) or not isinstance(speed, (int, float)) or speed < 0
+            or not math.isfinite(speed)):
         raise ConfigError(f"replay: speed must be a number >= 0 (0: at once), not {speed!r}")
+    if (isinstance(max_gap, bool) or not isinstance(max_gap, (int, float)) or max_gap < 0
+            or math.isnan(max_gap)):
+        raise ConfigError(f"replay: max_gap must be seconds >= 0, not {max_gap!r}")
     unknown = sorted(set(callbacks) - set(CALLBACK_NAMES))
     if unknown:
         raise ConfigError(f"replay: unknown argument(s) {', '.join(unknown)}; callbacks: "
                           f"{', '.join(CALLBACK_NAMES)}")
+    for name, fn in [("on_event", on_event), *callbacks.items()]:
+        if fn is not None and not callable(fn):
+            raise ConfigError(f"replay: {name} must be callable, not {fn!r}")
     resolved = resolve_store(store)
     from l0_core.runtime.stream import _observer_listener
 
@@ -499,7 +597,16 @@ def replay(
     if cbs is not None and cbs.wants_events:
         listeners.append(("callbacks", cbs))
     checker = _Checker(guardrails, drift)
-    if checker.active:  # wrong rule names fail now, not during the replay
+    if checker.active:  # wrong rule names or detectors fail now, not during the replay
         create_rules(guardrails)
-    return Replay(stream_id, resolved, float(speed), listeners, cbs, on_event, checker,
-                  isolation)
+        _check_detector(create_detector(drift))
+    replayed = Replay(stream_id, resolved, float(speed), listeners, cbs, on_event, checker,
+                      isolation)
+    replayed._max_gap = float(max_gap)
+    return replayed
+
+
+def _check_detector(detector: Any) -> None:
+    if detector is not None and not callable(getattr(detector, "check_delta", None)):
+        raise ConfigError(f"replay: drift must be True, a drift detector or its class or "
+                          f"factory, not {detector!r}")

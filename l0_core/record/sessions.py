@@ -21,13 +21,14 @@ import argparse
 import asyncio
 import datetime
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, TextIO
 
 from l0_core.errors import ConfigError, L0Error
-from l0_core.record.store import Record, Store, StreamInfo, resolve_store
+from l0_core.record.replay import PAGE, cut_at
+from l0_core.record.store import Record, Store, StreamInfo, recording_error, resolve_store
 
-__all__ = ["add_parser", "run", "timeline"]
+__all__ = ["Timeline", "add_parser", "run", "timeline"]
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG = 0, 1, 2
 
@@ -95,12 +96,20 @@ async def _list(store: Store, args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"No recorded sessions in {store.url}.\n")
         return EXIT_OK
     header = ("ID", "STARTED (UTC)", "MODEL", "ATTEMPTS", "OUTCOME", "TOKENS", "DURATION")
-    rows = [_row(info) for info in infos]
+    rows = [_row_or_damaged(info) for info in infos]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                   + "\n")
     return EXIT_OK
+
+
+def _row_or_damaged(info: StreamInfo) -> tuple[str, ...]:
+    """A session's row; a session whose metadata is damaged is marked, not fatal."""
+    try:
+        return _row(info)
+    except (TypeError, ValueError, OverflowError):
+        return (str(info.stream_id), "-", "-", "-", "damaged metadata", "-", "-")
 
 
 def _row(info: StreamInfo) -> tuple[str, ...]:
@@ -115,21 +124,37 @@ def _row(info: StreamInfo) -> tuple[str, ...]:
 
 
 def _when(seconds: Any) -> str:
-    if not isinstance(seconds, (int, float)):
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
         return "-"
-    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    try:
+        moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    except (OverflowError, OSError, ValueError):  # a damaged time
+        return "?"
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-async def _records(store: Store, stream_id: str) -> list[Record]:
-    return await _close_after(store, store.read(stream_id))  # type: ignore[no-any-return]
+async def _each(store: Store, stream_id: str) -> AsyncIterator[Record]:
+    """A session's records, read a page at a time (a long session is not held whole)."""
+    seq = 0
+    while True:
+        page = await store.read(stream_id, seq, PAGE)
+        for record in page:
+            yield record
+        if len(page) < PAGE:
+            return
+        seq += len(page)
 
 
 async def _show(store: Store, args: argparse.Namespace, out: TextIO) -> int:
-    records = await _records(store, args.id)
-    lines, text = timeline(records)
+    builder = Timeline()
+    try:
+        async for record in _each(store, args.id):
+            builder.add(record)
+    finally:
+        await store.close()
+    lines, text = builder.lines, builder.text
     if args.json:
-        header = records[0].data if records and records[0].type == "session" else {}
+        header = builder.header
         json.dump({"id": args.id, "header": header,
                    "timeline": [{"at": at, "what": what} for at, what in lines],
                    "text": text}, out, indent=2)
@@ -144,9 +169,12 @@ async def _show(store: Store, args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _export(store: Store, args: argparse.Namespace, out: TextIO) -> int:
-    for record in await _records(store, args.id):
-        out.write(json.dumps({"seq": record.seq, "ts": record.ts, "type": record.type,
-                              "data": record.data}, ensure_ascii=False) + "\n")
+    try:
+        async for record in _each(store, args.id):
+            out.write(json.dumps({"seq": record.seq, "ts": record.ts, "type": record.type,
+                                  "data": record.data}, ensure_ascii=False) + "\n")
+    finally:
+        await store.close()
     return EXIT_OK
 
 
@@ -172,47 +200,64 @@ _COMMANDS: dict[str, Callable[[Store, argparse.Namespace, TextIO], Any]] = {
 # -- the timeline ---------------------------------------------------------------------------------
 
 
-def timeline(records: list[Record]) -> tuple[list[tuple[float, str]], str | None]:
+def timeline(records: Iterable[Record]) -> tuple[list[tuple[float, str]], str | None]:
     """``([(seconds since the start, what happened)], final text)`` of a session's records.
 
     Tokens are summed up per attempt rather than listed; the final text is the
     text the consumer kept (``None`` when the session was recorded without text).
+    A malformed record is a ``RecordingError``.
     """
-    if not records:
-        return [], None
-    t0 = records[0].ts
-    lines: list[tuple[float, str]] = []
-    parts: list[str] = []
-    text_ok = True
-    tokens = 0
+    builder = Timeline()
     for record in records:
-        at = (record.ts - t0) / 1000.0
+        builder.add(record)
+    return builder.lines, builder.text
+
+
+class Timeline:
+    """:func:`timeline`, one record at a time."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[float, str]] = []
+        self.header: Any = {}
+        self._parts: list[str] = []
+        self._t0: float | None = None
+        self._text_ok = True
+        self._tokens = 0
+
+    @property
+    def text(self) -> str | None:
+        if self._t0 is None or not self._text_ok:
+            return None
+        return "".join(self._parts)
+
+    def add(self, record: Record) -> None:
+        try:
+            self._add(record)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise recording_error(f"record {record.seq} ({record.type!r}) is malformed: {exc}",
+                                  seq=record.seq) from None
+
+    def _add(self, record: Record) -> None:
+        if self._t0 is None:
+            self._t0 = record.ts
+            if record.type == "session":
+                self.header = record.data
+        at = (record.ts - self._t0) / 1000.0
         if record.type == "token":
-            tokens += 1
+            self._tokens += 1
             if isinstance(record.data, str):
-                parts.append(record.data)
+                self._parts.append(record.data)
             else:
-                text_ok = False
-            continue
+                self._text_ok = False
+            return
         if record.type == "discard" and isinstance(record.data, Mapping):
-            _cut(parts, int(record.data.get("offset", 0)))
+            cut_at(self._parts, record.data.get("offset", 0))
         what = _describe(record)
         if what is not None:
-            if tokens and _ends_attempt(record.type):
-                lines.append((at, f"  {tokens} token(s) streamed"))
-                tokens = 0
-            lines.append((at, what))
-    return lines, "".join(parts) if text_ok else None
-
-
-def _cut(parts: list[str], offset: int) -> None:
-    kept, chars = [], 0
-    for part in parts:
-        if chars >= offset:
-            break
-        kept.append(part)
-        chars += len(part)
-    parts[:] = kept
+            if self._tokens and _ends_attempt(record.type):
+                self.lines.append((at, f"  {self._tokens} token(s) streamed"))
+                self._tokens = 0
+            self.lines.append((at, what))
 
 
 def _ends_attempt(kind: str) -> bool:

@@ -22,7 +22,9 @@ mode with ``synchronous=NORMAL`` (a committed batch survives the process
 being killed; an OS crash may lose the last ones), and a busy timeout so that
 several processes can write to one file. Rows are JSON text only; a row that
 is not valid JSON, breaks the sequence, or exceeds :data:`MAX_ROW_BYTES` gives a
-``RecordingError`` for that session and nothing else.
+``RecordingError`` for that session and nothing else. Rows are written no larger
+than that (a batch is split by size too; a single record larger than a row may
+be is refused when written, so the log stays readable).
 """
 
 from __future__ import annotations
@@ -38,14 +40,23 @@ from typing import Any
 
 import orjson
 
-from l0_core.record.store import Record, StreamInfo, check_batch, recording_error
+from l0_core.errors import ConfigError
+from l0_core.record.store import (
+    Record,
+    StreamInfo,
+    check_age,
+    check_batch,
+    check_read,
+    check_records,
+    recording_error,
+)
 
 __all__ = ["MAX_ROW_BYTES", "ROW_RECORDS", "SCHEMA_VERSION", "SQLiteStore"]
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x4C305245  # "L0RE"
 ROW_RECORDS = 512  # records per row at most
-MAX_ROW_BYTES = 32 * 1024 * 1024  # a row larger than this is refused when read
+MAX_ROW_BYTES = 32 * 1024 * 1024  # characters per row at most (written and read)
 BUSY_TIMEOUT_S = 30.0
 _new = tuple.__new__
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6  # SQLite's result codes
@@ -63,13 +74,26 @@ def path_of(url: str) -> Path:
     """The file of a ``sqlite:///...`` URL."""
     rest = url.split("://", 1)[1] if "://" in url else url
     if not rest.startswith("/") or rest == "/":
-        raise recording_error(
-            f"{url!r}: a SQLite store URL is sqlite:///relative/path.db or "
-            f"sqlite:////absolute/path.db", url=url)
+        raise ConfigError(
+            f"store: {url!r}: a SQLite store URL is sqlite:///relative/path.db or "
+            f"sqlite:////absolute/path.db")
     path = rest[1:].split("?", 1)[0]
     if not path:
-        raise recording_error(f"{url!r} names no file", url=url)
+        raise ConfigError(f"store: {url!r} names no file")
     return Path(path)
+
+
+def _make_dirs(folder: Path) -> None:
+    """Create ``folder`` and its missing parents, each 0700 (recordings are private)."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for new in reversed(missing):
+        try:
+            new.mkdir(mode=0o700)
+        except FileExistsError:  # made by another process meanwhile
+            pass
 
 
 class SQLiteStore:
@@ -99,7 +123,7 @@ class SQLiteStore:
     def _open(self) -> sqlite3.Connection:
         path = self.path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _make_dirs(path.parent)
             if not path.exists():  # created 0600 before SQLite opens it (-wal/-shm follow)
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
             conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
@@ -167,6 +191,7 @@ class SQLiteStore:
         self, stream_id: str, records: Sequence[Record], meta: Mapping[str, Any] | None = None
     ) -> None:
         """:meth:`append` in the calling thread (the recorder's writer thread)."""
+        check_records(stream_id, records)
         rows = list(_rows(stream_id, records))  # encoded before the transaction starts
         self._run(self._append, stream_id, records, rows, meta)
 
@@ -208,7 +233,8 @@ class SQLiteStore:
 
     def read_sync(self, stream_id: str, from_seq: int = 0, limit: int | None = None
                   ) -> list[Record]:
-        return self._run(self._read, stream_id, max(from_seq, 0), limit)  # type: ignore[no-any-return]
+        check_read(from_seq, limit)
+        return self._run(self._read, stream_id, from_seq, limit)  # type: ignore[no-any-return]
 
     def _read(self, conn: sqlite3.Connection, stream_id: str, from_seq: int,
               limit: int | None) -> list[Record]:
@@ -217,22 +243,34 @@ class SQLiteStore:
         if found is None:
             raise recording_error(f"no recorded session {stream_id!r} in {self.url}",
                                   stream_id=stream_id)
+        length = found[0]
+        if from_seq >= length or limit == 0:
+            return []
+        # a row holds at most ROW_RECORDS records: the index finds the first one at once
         rows = conn.execute(
             "SELECT seq, count, CASE WHEN length(data) > ? THEN NULL ELSE data END, length(data) "
-            "FROM events WHERE stream_id = ? AND seq + count > ? ORDER BY seq",
-            (MAX_ROW_BYTES, stream_id, from_seq))
+            "FROM events WHERE stream_id = ? AND seq > ? AND seq + count > ? ORDER BY seq",
+            (MAX_ROW_BYTES, stream_id, from_seq - ROW_RECORDS, from_seq))
         out: list[Record] = []
-        expected: int | None = None
+        expected = None
         for seq, count, data, size in rows:
-            if expected is not None and seq != expected:
-                raise recording_error(
-                    f"stream {stream_id}: records {expected}..{seq - 1} are missing",
-                    stream_id=stream_id)
+            if type(count) is not int or not 0 < count <= ROW_RECORDS:
+                raise recording_error(f"stream {stream_id}, records from {seq}: the row's "
+                                      f"count {count!r} is damaged", stream_id=stream_id)
+            first = from_seq if expected is None else expected
+            if seq > first or (expected is not None and seq != expected):
+                raise recording_error(f"stream {stream_id}: records {first}..{seq - 1} are "
+                                      f"missing", stream_id=stream_id)
             expected = seq + count
             records = _decode(stream_id, seq, count, data, size)
             out.extend(records if seq >= from_seq else records[from_seq - seq:])
             if limit is not None and len(out) >= limit:
                 return out[:limit]
+        end = from_seq if expected is None else expected
+        if end < length:
+            raise recording_error(
+                f"stream {stream_id}: records {end}..{length - 1} are missing "
+                f"(the session says it holds {length})", stream_id=stream_id)
         return out
 
     async def read(self, stream_id: str, from_seq: int = 0, limit: int | None = None
@@ -266,7 +304,7 @@ class SQLiteStore:
         return await asyncio.to_thread(self._run, gone)
 
     async def expire(self, older_than: float) -> int:
-        cutoff = time.time() - older_than
+        cutoff = time.time() - check_age(older_than)
 
         def old(conn: sqlite3.Connection) -> int:
             with _transaction(conn):
@@ -321,10 +359,25 @@ def _dumps(value: Any) -> str:
 
 
 def _rows(stream_id: str, records: Sequence[Record]) -> Iterator[tuple[str, int, int, str]]:
+    """The rows of a batch: at most ROW_RECORDS records and MAX_ROW_BYTES each (a chunk
+    too large is split in halves; one record too large is refused: it could not be read)."""
     for start in range(0, len(records), ROW_RECORDS):
-        chunk = records[start:start + ROW_RECORDS]
-        yield (stream_id, chunk[0].seq, len(chunk),
-               _dumps([r[1:] for r in chunk]))
+        yield from _row(stream_id, records[start:start + ROW_RECORDS])
+
+
+def _row(stream_id: str, chunk: Sequence[Record]) -> Iterator[tuple[str, int, int, str]]:
+    data = _dumps([r[1:] for r in chunk])
+    if len(data) <= MAX_ROW_BYTES:  # (characters, as SQLite's length() of a text)
+        yield (stream_id, chunk[0].seq, len(chunk), data)
+    elif len(chunk) == 1:
+        raise recording_error(
+            f"stream {stream_id}: record {chunk[0].seq} ({chunk[0].type}) takes {len(data)} "
+            f"bytes, more than the {MAX_ROW_BYTES} a row may hold; the recording stops "
+            f"before it", stream_id=stream_id, seq=chunk[0].seq)
+    else:
+        half = len(chunk) // 2
+        yield from _row(stream_id, chunk[:half])
+        yield from _row(stream_id, chunk[half:])
 
 
 def _decode(stream_id: str, seq: int, count: int, data: str | None, size: int

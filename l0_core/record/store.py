@@ -20,7 +20,15 @@ What every store guarantees (and a third-party store must too):
   two writers can never interleave one log unnoticed);
 - ``read`` returns records in ``seq`` order, from any ``seq``;
 - records hold JSON values only (no pickle, ever): a store may keep them as
-  JSON text and must refuse what JSON cannot hold.
+  JSON text and must refuse what JSON cannot hold. ``check_records`` is the
+  check every built-in store runs before writing (a ``RecordingError`` for a
+  record that is not ``(seq, ts, type, data)`` with an int ``seq``, a finite
+  ``ts``, a str ``type``, and ``data`` made of dicts with str keys, lists, str,
+  int, finite floats, bools and ``None``); a third-party store should run it too;
+- ``read`` and ``expire`` refuse arguments of the wrong type with a
+  ``RecordingError`` (``check_read``, ``check_age``);
+- a record a store cannot hold (larger than its rows may be) is refused when
+  written, never stored to fail when read.
 
 Writers never call a store from the application's event loop: the recorder
 hands batches to a writer thread (``recorder.py``). Readers (replay, the CLI)
@@ -31,6 +39,7 @@ await the methods from their own loop, so the methods must not block it
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -45,6 +54,10 @@ __all__ = [
     "Record",
     "Store",
     "StreamInfo",
+    "check_age",
+    "check_batch",
+    "check_read",
+    "check_records",
     "open_store",
     "recording_error",
     "store_schemes",
@@ -144,6 +157,53 @@ def recording_error(message: str, **metadata: Any) -> L0Error:
     return L0Error(message, ErrorCode.RECORDING_ERROR, metadata=metadata)
 
 
+def _is_json(value: Any, depth: int = 0) -> bool:
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if depth > 64:
+        return False
+    if kind is list:
+        return all(_is_json(v, depth + 1) for v in value)
+    if kind is dict:
+        return all(type(k) is str and _is_json(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def check_records(stream_id: str, records: Sequence[Any]) -> None:
+    """Refuse records a store must not hold (see the module documentation)."""
+    for record in records:
+        if not isinstance(record, tuple) or len(record) != 4:
+            raise recording_error(f"stream {stream_id}: {record!r:.200} is not a record "
+                                  f"(seq, ts, type, data)", stream_id=stream_id)
+        seq, ts, kind, data = record
+        if (type(seq) is not int or type(kind) is not str
+                or type(ts) not in (int, float) or not math.isfinite(ts)):
+            raise recording_error(f"stream {stream_id}: record {record!r:.200} needs an int "
+                                  f"seq, a finite ts and a str type", stream_id=stream_id)
+        if type(data) is not str and not _is_json(data):
+            raise recording_error(f"stream {stream_id}: record {seq} holds a value JSON "
+                                  f"cannot: {data!r:.200}", stream_id=stream_id, seq=seq)
+
+
+def check_read(from_seq: Any, limit: Any) -> None:
+    """Refuse a ``read`` argument of the wrong type."""
+    if type(from_seq) is not int or from_seq < 0:
+        raise recording_error(f"read: from_seq must be an int >= 0, not {from_seq!r}")
+    if limit is not None and (type(limit) is not int or limit < 0):
+        raise recording_error(f"read: limit must be None or an int >= 0, not {limit!r}")
+
+
+def check_age(older_than: Any) -> float:
+    """``older_than`` of ``expire``, checked."""
+    if (isinstance(older_than, bool) or not isinstance(older_than, (int, float))
+            or not math.isfinite(older_than) or older_than < 0):
+        raise recording_error(f"expire: older_than must be seconds >= 0, not {older_than!r}")
+    return float(older_than)
+
+
 def check_batch(stream_id: str, length: int, records: Sequence[Record]) -> None:
     """Refuse a batch that does not continue the stream exactly (shared by stores)."""
     if not records:
@@ -190,6 +250,7 @@ class MemoryStore:
         self, stream_id: str, records: Sequence[Record], meta: Mapping[str, Any] | None = None
     ) -> None:
         """:meth:`append`, called directly by the writer thread (no event loop needed)."""
+        check_records(stream_id, records)
         with self._lock:
             now = time.time()
             stream = self._streams.get(stream_id)
@@ -208,13 +269,14 @@ class MemoryStore:
 
     async def read(self, stream_id: str, from_seq: int = 0, limit: int | None = None
                    ) -> list[Record]:
+        check_read(from_seq, limit)
         with self._lock:
             stream = self._streams.get(stream_id)
             if stream is None:
                 raise recording_error(f"no recorded session {stream_id!r} in {self.url}",
                                       stream_id=stream_id)
-            end = None if limit is None else max(from_seq, 0) + limit
-            return stream.records[max(from_seq, 0):end]
+            end = None if limit is None else from_seq + limit
+            return stream.records[from_seq:end]
 
     async def info(self, stream_id: str) -> StreamInfo | None:
         with self._lock:
@@ -232,7 +294,7 @@ class MemoryStore:
             return self._streams.pop(stream_id, None) is not None
 
     async def expire(self, older_than: float) -> int:
-        cutoff = time.time() - older_than
+        cutoff = time.time() - check_age(older_than)
         with self._lock:
             old = [sid for sid, s in self._streams.items() if s.updated < cutoff]
             for sid in old:
@@ -328,11 +390,15 @@ def resolve_store(store: Any) -> Store:
 
 
 async def close_stores() -> None:
-    """Close every store :func:`open_store` opened (tests, shutdown)."""
+    """Close every store :func:`open_store` opened (tests, shutdown), after their writer
+    threads have written what they were given."""
+    from l0_core.record.recorder import close_writer
+
     with _open_lock:
         stores = list(_open.values())
         _open.clear()
     for store in stores:
+        await asyncio.to_thread(close_writer, store)
         await store.close()
 
 

@@ -176,7 +176,10 @@ class Attempt:
         if isinstance(r, Event):
             r = (r,)
         out: list[Event] = []
-        before = len(s.state.parts)
+        st, rec = s.state, s.recorder
+        before, tools, data = len(st.parts), len(st.tool_calls), len(st.data_outputs)
+        if rec is not None:
+            rec.hold()  # this item's events are recorded once it is delivered whole
         try:
             for ev in r:
                 if type(ev) is Token:
@@ -185,9 +188,14 @@ class Attempt:
                         out.append(tok)
                 else:
                     out.extend(s.side_event(ev))
-        except L0Error:
-            s.state._truncate(before)  # none of this item was delivered
+        except BaseException:
+            st._truncate(before)  # none of this item was delivered
+            del st.tool_calls[tools:], st.data_outputs[data:]
+            if rec is not None:
+                rec.release(False)
             raise
+        if rec is not None:
+            rec.release(True)
         return out
 
     def first_token(self) -> None:
@@ -200,15 +208,23 @@ class Attempt:
         s.watchdog.to_inter()
         if s.listeners:
             inter = s.timeout.inter_token
+            rec = s.recorder
+            if rec is not None:
+                rec.upto = len(st.parts) - 1  # (the token is delivered after this event)
             s.emit(T.TIMEOUT_RESET, timeoutType="inter",
                    configuredMs=None if inter is None else inter * 1000.0,
                    tokenIndex=len(st.parts) - 1)
+            if rec is not None:
+                rec.upto = None
 
     # -- the end ------------------------------------------------------------------------------
 
     def finish(self) -> Sequence[Event]:
         """The source ended: text still held back, then the end-of-attempt checks."""
         tail = self.held_text()
+        rec = self.session.recorder
+        if rec is not None and tail is not None:
+            rec.upto = len(self.session.state.parts) - 1  # the tail is not delivered yet
         try:
             self.end()
         except BaseException:  # the attempt failed after all: the tail is not delivered
@@ -216,6 +232,9 @@ class Attempt:
                 st = self.session.state
                 st._truncate(len(st.parts) - 1)
             raise
+        finally:
+            if rec is not None:
+                rec.upto = None
         if tail is None:
             return ()
         notify = self.session.notify

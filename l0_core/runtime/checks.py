@@ -60,12 +60,19 @@ class Checks:
     def tick_before(self) -> None:
         """:meth:`tick` before the newest part is delivered: if a check stops the
         attempt, that part never is."""
+        rec = self.session.recorder
+        if rec is not None:
+            rec.upto = len(self.session.state.parts) - 1  # (recorded after these events)
+            rec.harvest()  # token times at the tick's granularity
         try:
             self.tick()
         except GuardrailError:
             parts = self.session.state.parts
             self.session.state._truncate(len(parts) - 1)
             raise
+        finally:
+            if rec is not None:
+                rec.upto = None
 
     def tick(self, force: bool = False) -> None:
         """Each check on the text added since it last ran, when its interval is due

@@ -161,6 +161,8 @@ class Session:
         self.isolation = isolation
         self.recorder = recorder  # record=...: l0_core.record.recorder.Recorder
         self.state = State()
+        if recorder is not None:
+            recorder.bind(self.state)  # it harvests state.parts: no per-token work
         self.state.callback_errors = isolation.counts
         if keep_raw:
             self.state.raw_chunks = []
@@ -409,6 +411,8 @@ class Session:
             return None
         dropped = "".join(st.parts[keep:])
         offset = self.chars_at(keep)
+        if self.recorder is not None:
+            self.recorder.harvest()  # the delivered text is recorded before it is dropped
         st._truncate(keep)
         if not continuing:
             del st.tool_calls[attempt.tools_from:]
@@ -561,8 +565,8 @@ class Session:
     def _pick_notify(self) -> Callable[[str, Token], None] | None:
         user = self._pick_user_notify()
         recorder = self.recorder
-        if recorder is None:
-            return user
+        if recorder is None or recorder.timing != "token":
+            return user  # (the recorder harvests state.parts instead)
         record: Callable[[str, Token], None] = recorder.token
         if user is None:
             return record
@@ -643,7 +647,10 @@ class Session:
     def save_checkpoint(self, n_parts: int) -> None:
         st = self.state
         st.checkpoint_parts = n_parts
-        if self.listeners:
+        if self.recorder is not None and len(self.listeners) == 1:
+            # only the recorder listens: it keeps the count, not the text (O(1))
+            self.emit(T.CHECKPOINT_SAVED, tokenCount=n_parts)
+        elif self.listeners:
             self.emit(T.CHECKPOINT_SAVED, checkpoint=st.checkpoint, tokenCount=n_parts)
 
     def may_continue_on_length(self) -> bool:

@@ -194,6 +194,7 @@ def run(
     config: Any = None,
     record: Any = False,
     record_text: bool = True,
+    record_timing: str = "tick",
 ) -> Stream:
     """Run a stream through L0. See ``docs/runtime.md`` for every option.
 
@@ -204,7 +205,8 @@ def run(
     Options left out come from the project configuration (``l0.toml``,
     ``[tool.l0]``, ``L0_*`` variables). Wrong arguments raise ``ConfigError`` here,
     not while the stream is read. ``record=True`` (the configured store), a store
-    URL or a store object records the session (``docs/recording.md``).
+    URL or a store object records the session (``docs/recording.md``);
+    ``record_timing="token"`` records each token's own time (``"tick"``: a run's).
     """
     given = (on_start, on_complete, on_error, on_stream_event, on_violation, on_retry,
              on_fallback, on_resume, on_checkpoint, on_timeout, on_abort, on_drift,
@@ -231,13 +233,16 @@ def run(
     retry_policy = _retry_policy(retry, cfg.retry)
     timeout_ = timeout or cfg.timeout or _default_timeout()
     recorder = None
+    if record_timing != "tick" and record_timing != "token":
+        raise ConfigError(f"record_timing must be \"tick\" or \"token\", not {record_timing!r}")
     if record is not False and record is not None:
         from l0_core.record.recorder import start_recording
 
         recorder = start_recording(
             record, record_text, cfg, sources, retry=retry_policy, timeout=timeout_,
             guardrails=guardrails if guardrails is not None else cfg.guardrails, drift=drift,
-            continuation=continue_from_last_good_token, adapter=adapter)
+            continuation=continue_from_last_good_token,
+            adapter=adapter if adapter is not None else cfg.adapter, timing=record_timing)
         listeners.append(("recorder", recorder))
     session = Session(
         sources, retry=retry_policy, timeout=timeout_,

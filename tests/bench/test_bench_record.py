@@ -22,7 +22,7 @@ def test_record_benchmark_runs_and_writes_its_json(tmp_path: Path) -> None:
     assert [pt["kind"] for pt in data["per_token"]] == ["str", "chunks"]
     for pt in data["per_token"]:
         names = [row["name"] for row in pt["rows"]]
-        assert names[0] == f"l0-core-{pt['kind']} (no recording)" and len(names) == 6
+        assert names[0] == f"l0-core-{pt['kind']} (no recording)" and len(names) == 8
         assert all(row["ns_per_token"] > 0 and row["ratio"] > 0 for row in pt["rows"])
     assert data["sqlite"]["direct"]["events_per_s"] > 0
     assert data["sqlite"]["through_l0_run"]["events"] > 3 * 300

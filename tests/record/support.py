@@ -31,7 +31,10 @@ def describe(event: l0.Event) -> Any:
                 event.finish_reason)  # type: ignore[attr-defined]
     if isinstance(event, l0.ToolCall):
         return ("tool_call", event.id, event.name, jsonable(event.arguments), event.index)
-    return (event.type.value, jsonable(event.data))
+    # the class and every field (an Image's mime type, partial, id; bytes as base64)
+    slots = sorted({name for cls in type(event).__mro__ for name in getattr(cls, "__slots__", ())})
+    return (event.type.value, type(event).__name__,
+            {name: jsonable(getattr(event, name, None)) for name in slots})
 
 
 def describe_obs(event: l0.ObservabilityEvent) -> Any:
@@ -87,9 +90,7 @@ class Seen:
         self.state = (st.content, st.completed, st.aborted, st.attempt, st.fallback_index,
                       st.model_retry_count, st.network_retry_count, st.token_count,
                       len(st.errors), [v.rule for v in st.violations], st.drift_detected,
-                      st.resumed,
-                      # (a failed session's last finish reason is not in its events)
-                      st.finish_reason if st.completed else None)
+                      st.resumed, st.finish_reason)
 
 
 async def record_and_replay(url: str, **options: Any) -> tuple[Seen, Seen, l0.Stream]:
