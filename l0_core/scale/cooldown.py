@@ -145,7 +145,7 @@ class Cooldowns:
 
         stream = l0.run(stream=chosen[0][2], fallbacks=[f for _, _, f in chosen[1:]],
                         observers=[*observers, watcher], **options)
-        watcher.session = stream._session
+        watcher.stream = stream
         return stream
 
     async def wait(self) -> None:
@@ -174,7 +174,7 @@ class _Watcher:
         self.owner = owner
         self.models = models
         self.skipped = skipped
-        self.session: Any = None
+        self.stream: Any = None  # the session's l0 Stream, once l0.run made it
 
     def on_event(self, event: ObservabilityEvent) -> None:
         if self.skipped and event.type is not T.SESSION_START:
@@ -191,9 +191,11 @@ class _Watcher:
                 self.owner._spawn(self._count(self.models[index]))
 
     def _emit(self, kind: T, **meta: Any) -> None:
-        session = self.session
-        if session is not None and not session.finished:
-            session.emit(kind, **meta)
+        stream = self.stream
+        if stream is not None and not stream.finished:
+            # the one private use: a Stream has no public way to add an event to its
+            # session (MODEL_SKIPPED / MODEL_COOLDOWN must reach every listener in order)
+            stream._session.emit(kind, **meta)
 
     async def _count(self, model: str) -> None:
         try:

@@ -9,12 +9,13 @@ What happens, in order:
    store refuses the old owner's writes (the fence).
 2. **The resume point.** The log is read: the text the consumers were given
    (tokens, with discards applied) and the last checkpoint the dead worker
-   flushed (``CHECKPOINT_SAVED``). With continuation on (the session recorded
-   with ``continue_from_last_good_token``, or the option given here) and a
-   factory that takes an ``l0.Resume``, the session continues from that
-   checkpoint; the text delivered after it is discarded (a ``discard`` record:
-   it passed no check yet). Otherwise the session restarts honestly: everything
-   delivered is discarded.
+   flushed (``CHECKPOINT_SAVED``) that this text starts with (:func:`_last_kept`).
+   With continuation on (the session recorded with
+   ``continue_from_last_good_token``, or the option given here) and a factory
+   that takes an ``l0.Resume``, the session continues from that checkpoint; the
+   text delivered after it is discarded (a ``discard`` record: it passed no
+   check yet). Otherwise the session restarts honestly: everything delivered is
+   discarded.
 3. **The continuation.** A new session runs (``l0.run`` with your options),
    its first attempt given an ``l0.Resume`` whose ``checkpoint`` is the kept
    text and whose ``prompt`` asks the model to continue it; later attempts get
@@ -64,7 +65,7 @@ class _Point:
 
 def _read_point(records: Sequence[Record], continuing: bool) -> _Point:
     parts: list[str] = []
-    checkpoint: tuple[str, int] | None = None
+    checkpoints: list[tuple[str, int]] = []
     header: dict[str, Any] = {}
     hidden = 0
     for record in records:
@@ -79,16 +80,29 @@ def _read_point(records: Sequence[Record], continuing: bool) -> _Point:
             parts = [text] if text else []
         elif kind == T.CHECKPOINT_SAVED.value and isinstance(data, Mapping):
             saved, count = data.get("checkpoint"), data.get("tokenCount")
-            checkpoint = (saved, count if isinstance(count, int) else 0) \
-                if isinstance(saved, str) else None
+            if isinstance(saved, str):
+                checkpoints.append((saved, count if isinstance(count, int) else 0))
         elif kind == "session" and record.seq == 0 and isinstance(data, Mapping):
             header = dict(data)
     text = "".join(parts)
-    kept, count = "", 0
-    if continuing and checkpoint is not None and text.startswith(checkpoint[0]):
-        kept, count = checkpoint
+    kept, count = _last_kept(text, checkpoints) if continuing else ("", 0)
     return _Point(len(records), text, kept, count, header,
                   bool(header.get("recordText", True)), hidden)
+
+
+def _last_kept(text: str, checkpoints: Sequence[tuple[str, int]]) -> tuple[str, int]:
+    """The latest checkpoint that the delivered ``text`` starts with (``("", 0)``: none).
+
+    Not simply the last one: a ``CHECKPOINT_SAVED`` is recorded *before* the token
+    that completed it, and the recorder flushes at the checkpoint, so a worker killed
+    right after that flush leaves a log whose last checkpoint runs one token past its
+    text. The checkpoint before it is then kept (and the text after it discarded),
+    rather than nothing at all (a restart from scratch).
+    """
+    for saved, count in reversed(checkpoints):
+        if text.startswith(saved):
+            return saved, count
+    return "", 0
 
 
 class Resumed:

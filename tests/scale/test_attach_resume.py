@@ -203,3 +203,33 @@ async def test_a_session_recorded_without_text_restarts_with_a_discard_of_its_le
     assert discard.data["text"] == {"len": len("".join(WORDS[:4]))}
     assert discard.data["offset"] == 0
     assert [r.type for r in records if r.type == "token"] == ["token"] * 5
+
+
+async def test_a_last_checkpoint_past_the_flushed_text_resumes_from_the_one_before(
+        redis_url: str) -> None:
+    # What a worker killed right after the flush at a checkpoint leaves: the recorder writes
+    # CHECKPOINT_SAVED before the token that completed it, so the log's last checkpoint
+    # ("w0 ".."w7 ") runs one token past its text ("w0 ".."w6 ")
+    from l0_core.record import Record
+
+    dead = open_store(f"{redis_url}&lease=0.3&worker=dead")
+    log = [Record(0, 1.0, "session", {"format": 1, "continuation": True})]
+    for i, word in enumerate(WORDS[:7]):
+        log.append(Record(len(log), 2.0, "token", word))
+        if i in (2, 6):  # checkpoints of 4 and of 8 tokens, before their 4th and 8th token
+            checkpoint = "".join(WORDS[:i + 2])
+            log.append(Record(len(log), 2.0, "CHECKPOINT_SAVED",
+                              {"checkpoint": checkpoint, "tokenCount": i + 2}))
+    await dead.append("cut", log, {"outcome": "running"})
+    dead.kill()
+    await asyncio.sleep(0.4)
+    worker = open_store(f"{redis_url}&worker=b")
+    source = ScriptedSource([Script(WORDS[4:])])
+    resumed = await l0.resume("cut", store=worker, stream=_resumable(source))
+    assert resumed.kept == "".join(WORDS[:4])  # not "": no restart from scratch
+    assert resumed.discarded == "".join(WORDS[4:7])
+    assert await resumed.read() == "".join(WORDS)
+    assert source.resumes[0].checkpoint == "".join(WORDS[:4])
+    assert source.resumes[0].token_count == 4
+    await resumed.stream.recording.wait()
+    assert await l0.attach("cut", store=worker).read() == "".join(WORDS)

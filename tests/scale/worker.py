@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from typing import Any
 
 from openai import AsyncOpenAI
@@ -54,9 +55,13 @@ async def reaper(store: Any, client: AsyncOpenAI, reading: list[asyncio.Task[str
                 resumed = await l0.resume(orphan.stream_id, store=store,
                                           stream=factory_for(client, int(orphan.context["n"])),
                                           **OPTIONS)
-            except l0.RecordingError:
-                continue  # another worker won it
-            say(f"resumed {orphan.stream_id}")
+            except l0.RecordingError as exc:
+                say(f"lost {orphan.stream_id} {exc}")  # another worker won it
+                continue
+            except Exception as exc:  # said, for the test's diagnostics; the sweep goes on
+                say(f"failed {orphan.stream_id} {exc!r}")
+                continue
+            say(f"resumed {orphan.stream_id} at {time.time():.2f}")
             reading.append(asyncio.create_task(resumed.read()))
         await asyncio.sleep(0.1)
 
