@@ -66,6 +66,7 @@ class _Point:
 def _read_point(records: Sequence[Record], continuing: bool) -> _Point:
     parts: list[str] = []
     checkpoints: list[tuple[str, int]] = []
+    pending: list[int] = []
     header: dict[str, Any] = {}
     hidden = 0
     for record in records:
@@ -76,18 +77,37 @@ def _read_point(records: Sequence[Record], continuing: bool) -> _Point:
             hidden += int(data.get("len") or 0)
         elif kind == "discard" and isinstance(data, Mapping):
             offset = data.get("offset")
-            text = "".join(parts)[:offset if isinstance(offset, int) else 0]
-            parts = [text] if text else []
+            parts = _cut_tokens(parts, offset if isinstance(offset, int) else 0)
         elif kind == T.CHECKPOINT_SAVED.value and isinstance(data, Mapping):
             saved, count = data.get("checkpoint"), data.get("tokenCount")
+            count = count if isinstance(count, int) else 0
             if isinstance(saved, str):
-                checkpoints.append((saved, count if isinstance(count, int) else 0))
+                checkpoints.append((saved, count))
+            else:  # recorded as a count only: its text is the first ``count`` tokens
+                pending.append(count)
         elif kind == "session" and record.seq == 0 and isinstance(data, Mapping):
             header = dict(data)
     text = "".join(parts)
+    # a count past the recorded tokens is a checkpoint whose last token was not flushed
+    checkpoints += [("".join(parts[:n]), n) for n in pending if 0 < n <= len(parts)]
+    checkpoints.sort(key=lambda point: point[1])
     kept, count = _last_kept(text, checkpoints) if continuing else ("", 0)
     return _Point(len(records), text, kept, count, header,
                   bool(header.get("recordText", True)), hidden)
+
+
+def _cut_tokens(parts: list[str], offset: int) -> list[str]:
+    """The delivered tokens cut at character ``offset`` (a discard), token by token."""
+    kept: list[str] = []
+    size = 0
+    for part in parts:
+        if size + len(part) > offset:
+            if offset > size:
+                kept.append(part[:offset - size])
+            break
+        kept.append(part)
+        size += len(part)
+    return kept
 
 
 def _last_kept(text: str, checkpoints: Sequence[tuple[str, int]]) -> tuple[str, int]:
