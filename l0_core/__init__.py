@@ -56,21 +56,12 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS resol
     from l0_core.guardrails.catalog import Guardrails
     from l0_core.guardrails.drift import DriftResult
     from l0_core.guardrails.rule import CustomPatternRule, FunctionRule, Rule, RuleSpec, Violation
-    from l0_core.multi import (
-        Branch,
-        ConsensusError,
-        Step,
-        TaskResult,
-        batched,
-        consensus,
-        create_pipeline,
-        create_pool,
-        hedge,
-        parallel,
-        pipe,
-        race,
-        sequential,
-    )
+    from l0_core.multi._child import TaskResult
+    from l0_core.multi.consensus import ConsensusError, consensus
+    from l0_core.multi.parallel import batched, parallel, sequential
+    from l0_core.multi.pipeline import Branch, Step, create_pipeline, pipe
+    from l0_core.multi.pool import create_pool
+    from l0_core.multi.race import hedge, race
     from l0_core.plugins.config import reload as reload_config
     from l0_core.plugins.hookspecs import hookimpl
     from l0_core.plugins.host import register_plugin, wrap
@@ -191,7 +182,6 @@ _ERRORS = "l0_core.errors"
 _EVENTS = "l0_core.events"
 _RULE = "l0_core.guardrails.rule"
 _STRUCTURED = "l0_core.structured_output.api"
-_MULTI = "l0_core.multi"
 
 _EXPORTS: dict[str, str] = {
     # public name -> the module that defines it, or "module:attribute" when it is renamed
@@ -265,19 +255,19 @@ _EXPORTS: dict[str, str] = {
     "JSONRepairError": "l0_core.structured_output.errors",
     "StructuredError": "l0_core.structured_output.errors",
     "repair_json": "l0_core.structured_output.repair",
-    "Branch": _MULTI,
-    "ConsensusError": _MULTI,
-    "Step": _MULTI,
-    "TaskResult": _MULTI,
-    "batched": _MULTI,
-    "consensus": _MULTI,
-    "create_pipeline": _MULTI,
-    "create_pool": _MULTI,
-    "hedge": _MULTI,
-    "parallel": _MULTI,
-    "pipe": _MULTI,
-    "race": _MULTI,
-    "sequential": _MULTI,
+    "Branch": "l0_core.multi.pipeline",
+    "ConsensusError": "l0_core.multi.consensus",
+    "Step": "l0_core.multi.pipeline",
+    "TaskResult": "l0_core.multi._child",
+    "batched": "l0_core.multi.parallel",
+    "consensus": "l0_core.multi.consensus",
+    "create_pipeline": "l0_core.multi.pipeline",
+    "create_pool": "l0_core.multi.pool",
+    "hedge": "l0_core.multi.race",
+    "parallel": "l0_core.multi.parallel",
+    "pipe": "l0_core.multi.pipeline",
+    "race": "l0_core.multi.race",
+    "sequential": "l0_core.multi.parallel",
 }
 
 
