@@ -140,6 +140,7 @@ def check_run_arguments(
     *, stream: Any, fallbacks: Any, retry: Any, timeout: Any, guardrails: Any, drift_action: Any,
     check_intervals: Any, continue_from_last_good_token: Any, build_continuation_prompt: Any,
     adapter: Any, adapter_options: Any, context: Any, observers: Any, callbacks: Mapping[str, Any],
+    record_timing: Any = "tick",
 ) -> None:
     """Raise :class:`ConfigError` for the first wrong argument of ``l0.run``.
 
@@ -162,6 +163,8 @@ def check_run_arguments(
     for name, callback in callbacks.items():
         if callback is not None and not callable(callback):
             _check_callable(name, callback)
+    if record_timing != "tick" and record_timing != "token":
+        raise ConfigError(f"record_timing must be \"tick\" or \"token\", not {record_timing!r}")
 
 
 def _check_policies(

@@ -220,9 +220,27 @@ def run(
         continue_from_last_good_token=continue_from_last_good_token,
         build_continuation_prompt=build_continuation_prompt, adapter=adapter,
         adapter_options=adapter_options, context=context, observers=observers,
-        callbacks=callbacks_given,
+        callbacks=callbacks_given, record_timing=record_timing,
     )
-    cfg = _configuration(config)
+    return Stream(_session(
+        _configuration(config), stream, fallbacks, callbacks_given, on_event, observers,
+        record=record, record_text=record_text, record_timing=record_timing, retry=retry,
+        timeout=timeout, guardrails=guardrails, drift=drift, drift_action=drift_action,
+        check_intervals=check_intervals, continuation=continue_from_last_good_token,
+        build_continuation_prompt=build_continuation_prompt, adapter=adapter,
+        adapter_options=adapter_options, context=context, keep_raw=keep_raw,
+        detect_zero_tokens=detect_zero_tokens))
+
+
+def _session(
+    cfg: Any, stream: Any, fallbacks: Iterable[StreamFactory], callbacks_given: Mapping[str, Any],
+    on_event: Callable[[ObservabilityEvent], Any] | None, observers: Iterable[Any] | None, *,
+    record: Any, record_text: bool, record_timing: str, retry: Retry | str | None,
+    timeout: Timeout | None, guardrails: Any, adapter: Any, check_intervals: CheckIntervals | None,
+    continuation: bool | Continuation, **options: Any,
+) -> Session:
+    """The session of one ``run()`` call, its arguments checked: options left out are
+    taken from the configuration ``cfg``, listeners and the recorder attached."""
     isolation = Isolation()
     callbacks = None
     if callbacks_given is not _NO_CALLBACKS:
@@ -232,31 +250,24 @@ def run(
     sources = [Source(stream), *(Source(f) for f in fallbacks or ())]
     retry_policy = _retry_policy(retry, cfg.retry)
     timeout_ = timeout or cfg.timeout or _default_timeout()
+    guardrails = guardrails if guardrails is not None else cfg.guardrails
+    adapter = adapter if adapter is not None else cfg.adapter
     recorder = None
-    if record_timing != "tick" and record_timing != "token":
-        raise ConfigError(f"record_timing must be \"tick\" or \"token\", not {record_timing!r}")
     if record is not False and record is not None:
         from l0_core.record.recorder import start_recording
 
         recorder = start_recording(
             record, record_text, cfg, sources, retry=retry_policy, timeout=timeout_,
-            guardrails=guardrails if guardrails is not None else cfg.guardrails, drift=drift,
-            continuation=continue_from_last_good_token,
-            adapter=adapter if adapter is not None else cfg.adapter, timing=record_timing)
+            guardrails=guardrails, drift=options["drift"], continuation=continuation,
+            adapter=adapter, timing=record_timing)
         listeners.append(("recorder", recorder))
-    session = Session(
-        sources, retry=retry_policy, timeout=timeout_,
-        guardrails=guardrails if guardrails is not None else cfg.guardrails,
-        drift=drift, drift_action=drift_action,
+    return Session(
+        sources, retry=retry_policy, timeout=timeout_, guardrails=guardrails,
         intervals=check_intervals or _default_intervals(),
-        continuation=_continuation(continue_from_last_good_token),
-        build_continuation_prompt=build_continuation_prompt,
-        adapter=adapter if adapter is not None else cfg.adapter, adapter_options=adapter_options,
-        context=context, keep_raw=keep_raw, detect_zero_tokens=detect_zero_tokens,
-        listeners=listeners, token_listener=on_event, callbacks=callbacks, isolation=isolation,
-        recorder=recorder,
+        continuation=_continuation(continuation), adapter=adapter, listeners=listeners,
+        token_listener=on_event, callbacks=callbacks, isolation=isolation, recorder=recorder,
+        **options,
     )
-    return Stream(session)
 
 
 def _configuration(explicit: Any) -> Any:
